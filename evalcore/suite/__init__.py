@@ -1,0 +1,1 @@
+"""The versioned dataset a team keeps in git: cases, scorecard, owners."""

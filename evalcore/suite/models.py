@@ -1,0 +1,209 @@
+"""The eval case: one entry of `evals/cases/*.yaml` or `*.jsonl`.
+
+A case is declared once, here, and is the validated model, the canonical form that the
+dataset version hashes, and the snapshot stored with every run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import StrEnum
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class EvalSet(StrEnum):
+    """Which role a case plays: gate releases, watch for drift, or wait for judgement."""
+
+    blocking = "blocking"
+    monitoring = "monitoring"
+    backlog = "backlog"
+
+
+class Severity(StrEnum):
+    critical = "critical"
+    high = "high"
+    medium = "medium"
+    low = "low"
+
+
+class Outcome(StrEnum):
+    """What the route is expected to do with the input."""
+
+    answer = "answer"
+    refuse = "refuse"
+    needs_human = "needs_human"
+    tool_call = "tool_call"
+
+
+class SourceKind(StrEnum):
+    production = "production"
+    fixture = "fixture"
+    handwritten = "handwritten"
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo in a case file must not silently drop a check."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(Strict):
+    kind: SourceKind
+    ref: str | None = None
+    captured: dt.date | None = None
+    reporter: str | None = None
+
+
+class Message(Strict):
+    role: str = Field(pattern=r"^(system|user|assistant|tool)$")
+    content: str
+
+
+class ContextDoc(Strict):
+    id: str
+    text: str
+    as_of: dt.date | None = None
+
+
+class ToolSpec(Strict):
+    """An OpenAI-style function tool offered to the model."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    description: str = ""
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+    @field_validator("parameters")
+    @classmethod
+    def _schema_is_valid(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_schema(value)
+        return value
+
+
+class CaseInput(Strict):
+    messages: list[Message] = Field(min_length=1)
+    context: list[ContextDoc] = Field(default_factory=list)
+    tools: list[ToolSpec] = Field(default_factory=list)
+
+
+class ToolCallExpectation(Strict):
+    name: str
+    arguments_schema: dict[str, Any] | None = None
+
+    @field_validator("arguments_schema")
+    @classmethod
+    def _schema_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _check_schema(value)
+        return value
+
+
+class JudgeExpectation(Strict):
+    rubric: str = Field(min_length=1)
+    min_score: float = Field(default=0.7, ge=0.0, le=1.0)
+
+
+# Every key of `expect` names a scorer (see evalcore.scorers); `outcome` is scored too.
+SCORER_KEYS = (
+    "outcome",
+    "exact",
+    "contains",
+    "not_contains",
+    "regex",
+    "json_schema",
+    "tool_call",
+    "judge",
+)
+
+
+class Expect(BaseModel):
+    """The expectation; each field present turns on the scorer of the same name."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    outcome: Outcome | None = None
+    exact: str | None = None
+    contains: list[str] = Field(default_factory=list)
+    not_contains: list[str] = Field(default_factory=list)
+    regex: list[str] = Field(default_factory=list)
+    json_schema: dict[str, Any] | None = None
+    tool_call: ToolCallExpectation | None = None
+    judge: JudgeExpectation | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_scorers_only(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(SCORER_KEYS))
+            if unknown:
+                raise ValueError(
+                    f"unknown scorer {unknown[0]!r} (known: {', '.join(SCORER_KEYS)})"
+                )
+            for key in ("contains", "not_contains", "regex"):
+                if isinstance(data.get(key), str):
+                    data = {**data, key: [data[key]]}
+        return data
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+        return value
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema_is_valid(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _check_schema(value)
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Expect:
+        if not self.scorer_names():
+            raise ValueError("case has no expectation: give at least one of " + ", ".join(SCORER_KEYS))
+        if self.outcome is Outcome.tool_call and self.tool_call is None:
+            raise ValueError("outcome tool_call needs a tool_call expectation (name, arguments_schema)")
+        return self
+
+    def scorer_names(self) -> list[str]:
+        """The scorers this expectation turns on, in a stable order."""
+        names = []
+        for key in SCORER_KEYS:
+            value = getattr(self, key)
+            if value is not None and value != []:
+                names.append(key)
+        return names
+
+
+class Case(Strict):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,127}$")
+    set: EvalSet
+    severity: Severity = Severity.medium
+    tags: list[str] = Field(default_factory=list)
+    source: Source = Field(default_factory=lambda: Source(kind=SourceKind.handwritten))
+    owner: str | None = None
+    input: CaseInput
+    expect: Expect
+    samples: int = Field(default=1, ge=1, le=100)
+    notes: str | None = None
+
+    @field_validator("tags")
+    @classmethod
+    def _tags_sorted_unique(cls, value: list[str]) -> list[str]:
+        # Tag order carries no meaning, so it must not change the dataset version.
+        return sorted(set(value))
+
+
+def _check_schema(schema: dict[str, Any]) -> None:
+    try:
+        validator = jsonschema.validators.validator_for(schema)
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"invalid JSON Schema: {exc.message}") from None

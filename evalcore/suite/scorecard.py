@@ -1,0 +1,162 @@
+"""`evals/scorecard.yaml`: the route under test, how to reach it, what it costs, and the bar.
+
+The thresholds and budgets declared here are what the release gate judges a run against;
+the run engine reads the target, prices, signals and run settings.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OpenAIChatTarget(_Strict):
+    """Any OpenAI-compatible `/chat/completions` endpoint."""
+
+    kind: Literal["openai_chat"] = "openai_chat"
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    extra_body: dict[str, Any] = Field(default_factory=dict)
+
+
+class HttpJsonTarget(_Strict):
+    """Any HTTP service taking JSON: the body is a Jinja2 template, the answer is picked by path."""
+
+    kind: Literal["http_json"] = "http_json"
+    url: str
+    method: Literal["POST", "PUT"] = "POST"
+    body_template: str
+    answer_path: str
+    prompt_tokens_path: str | None = None
+    completion_tokens_path: str | None = None
+    tool_calls_path: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class PythonTarget(_Strict):
+    """A `module:function` taking the case input dict, sync or async."""
+
+    kind: Literal["python"] = "python"
+    callable: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    model: str | None = None
+    threaded: bool = False  # run a sync callable in a worker thread (for blocking I/O)
+
+
+TargetConfig = Annotated[
+    OpenAIChatTarget | HttpJsonTarget | PythonTarget, Field(discriminator="kind")
+]
+
+
+class Price(_Strict):
+    """USD per one million tokens."""
+
+    input_per_mtok: float = Field(ge=0)
+    output_per_mtok: float = Field(ge=0)
+
+
+class RefusalSignal(_Strict):
+    """How a refusal shows in a reply: any of these case-insensitive regexes."""
+
+    patterns: list[str] = Field(
+        default_factory=lambda: [
+            r"\bI can(?:no|')t help with\b",
+            r"\bI(?: am|'m) (?:not able|unable) to (?:help|assist)\b",
+            r"\bI won'?t (?:help|assist)\b",
+            r"\bI can(?:no|')t (?:provide|assist|do that)\b",
+        ]
+    )
+
+
+class NeedsHumanSignal(_Strict):
+    """How the route hands off to a person: a named tool call, a marker in the text, or both."""
+
+    tool: str | None = "handoff_to_human"
+    marker: str | None = None
+
+
+class Signals(_Strict):
+    refusal: RefusalSignal = Field(default_factory=RefusalSignal)
+    needs_human: NeedsHumanSignal = Field(default_factory=NeedsHumanSignal)
+
+
+class JudgeConfig(_Strict):
+    """The LLM judge: any OpenAI-compatible endpoint; its cost is counted apart."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+    timeout_s: float = Field(default=30.0, gt=0)
+
+
+class RunSettings(_Strict):
+    concurrency: int = Field(default=16, ge=1, le=10_000)
+    rps: float | None = Field(default=None, gt=0)
+    timeout_s: float = Field(default=30.0, gt=0)
+    retries: int = Field(default=3, ge=0, le=20)
+    backoff_base_s: float = Field(default=0.5, ge=0)
+    backoff_max_s: float = Field(default=20.0, ge=0)
+
+
+class SetThresholds(_Strict):
+    min_pass_rate: float = Field(ge=0.0, le=1.0)
+    owner: str | None = None
+
+
+class Budgets(_Strict):
+    latency_p50_ms: float | None = Field(default=None, gt=0)
+    latency_p95_ms: float | None = Field(default=None, gt=0)
+    cost_per_case_usd: float | None = Field(default=None, ge=0)
+    cost_per_run_usd: float | None = Field(default=None, ge=0)
+    max_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
+    owner: str | None = None
+
+
+class SampleRule(_Strict):
+    """How the samples of one case combine: all must pass, or at least `min_passes`."""
+
+    mode: Literal["all", "at_least"] = "all"
+    min_passes: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _min_needed(self) -> SampleRule:
+        if self.mode == "at_least" and self.min_passes is None:
+            raise ValueError("mode at_least needs min_passes")
+        return self
+
+
+class DriftSettings(_Strict):
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+    fdr: float = Field(default=0.1, gt=0.0, lt=1.0)
+    min_effect: float = Field(default=0.05, ge=0.0, le=1.0)
+    timezone: str = "UTC"
+
+
+class Scorecard(_Strict):
+    route: str = Field(min_length=1)
+    owner: str | None = None
+    target: TargetConfig
+    prices: dict[str, Price] = Field(default_factory=dict)
+    signals: Signals = Field(default_factory=Signals)
+    judge: JudgeConfig | None = None
+    run: RunSettings = Field(default_factory=RunSettings)
+    thresholds: dict[str, SetThresholds] = Field(default_factory=dict)
+    tag_thresholds: dict[str, SetThresholds] = Field(default_factory=dict)
+    budgets: Budgets = Field(default_factory=Budgets)
+    samples: SampleRule = Field(default_factory=SampleRule)
+    drift: DriftSettings = Field(default_factory=DriftSettings)
+
+    def price_for(self, model: str | None) -> Price | None:
+        if model is None:
+            return None
+        return self.prices.get(model)
