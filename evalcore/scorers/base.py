@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from evalcore.suite.models import Case
 from evalcore.suite.scorecard import JudgeConfig, Price, Signals
@@ -52,15 +52,27 @@ class JudgeError(TargetError):
     error_class = "judge_error"
 
 
+class RetryableJudgeError(JudgeError):
+    """A judge failure that may pass on a retry: timeout, connection, 429 or 5xx.
+
+    `retry_after` carries the judge's Retry-After (seconds) when it sent one.
+    """
+
+    retryable = True
+
+
 ScorerFn = Callable[[Case, Reply, ScoreContext], "Score | Awaitable[Score]"]
 
 SCORERS: dict[str, ScorerFn] = {}
 
 
-def scorer(name: str) -> Callable[[ScorerFn], ScorerFn]:
-    """Register `fn` as the scorer for `expect.<name>`."""
+_Fn = TypeVar("_Fn", bound=ScorerFn)
 
-    def register(fn: ScorerFn) -> ScorerFn:
+
+def scorer(name: str) -> Callable[[_Fn], _Fn]:
+    """Register `fn` as the scorer for `expect.<name>`; `fn` keeps its own (sync/async) type."""
+
+    def register(fn: _Fn) -> _Fn:
         if name in SCORERS:
             raise ValueError(f"scorer {name!r} registered twice")
         SCORERS[name] = fn

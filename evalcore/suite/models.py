@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sys
 from enum import StrEnum
 from typing import Any
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class EvalSet(StrEnum):
@@ -119,10 +121,15 @@ SCORER_KEYS = (
 )
 
 
+_SCORER_SET = frozenset(SCORER_KEYS)
+
+
 class Expect(BaseModel):
     """The expectation; each field present turns on the scorer of the same name."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    # Unknown keys are caught first by `_known_scorers_only`, which names the scorers;
+    # "forbid" (not "allow") also spares an empty extras dict on every instance.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     outcome: Outcome | None = None
     exact: str | None = None
@@ -137,10 +144,13 @@ class Expect(BaseModel):
     @classmethod
     def _known_scorers_only(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            unknown = sorted(set(data) - set(SCORER_KEYS))
-            if unknown:
-                raise ValueError(
-                    f"unknown scorer {unknown[0]!r} (known: {', '.join(SCORER_KEYS)})"
+            if not _SCORER_SET.issuperset(data):
+                unknown = sorted(str(key) for key in data.keys() - _SCORER_SET)
+                # A typed error carrying the key lets the loader point at the key's own line.
+                raise PydanticCustomError(
+                    "unknown_scorer",
+                    "unknown scorer '{scorer}' (known: {known})",
+                    {"scorer": unknown[0], "unknown": unknown, "known": ", ".join(SCORER_KEYS)},
                 )
             for key in ("contains", "not_contains", "regex"):
                 if isinstance(data.get(key), str):
@@ -166,10 +176,23 @@ class Expect(BaseModel):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Expect:
-        if not self.scorer_names():
-            raise ValueError("case has no expectation: give at least one of " + ", ".join(SCORER_KEYS))
+        if (
+            self.outcome is None
+            and self.exact is None
+            and not self.contains
+            and not self.not_contains
+            and not self.regex
+            and self.json_schema is None
+            and self.tool_call is None
+            and self.judge is None
+        ):
+            raise ValueError(
+                "case has no expectation: give at least one of " + ", ".join(SCORER_KEYS)
+            )
         if self.outcome is Outcome.tool_call and self.tool_call is None:
-            raise ValueError("outcome tool_call needs a tool_call expectation (name, arguments_schema)")
+            raise ValueError(
+                "outcome tool_call needs a tool_call expectation (name, arguments_schema)"
+            )
         return self
 
     def scorer_names(self) -> list[str]:
@@ -198,7 +221,8 @@ class Case(Strict):
     @classmethod
     def _tags_sorted_unique(cls, value: list[str]) -> list[str]:
         # Tag order carries no meaning, so it must not change the dataset version.
-        return sorted(set(value))
+        # Interned: a few tags repeat across 100k cases; one string object each.
+        return sorted({sys.intern(tag) for tag in value})
 
 
 def _check_schema(schema: dict[str, Any]) -> None:

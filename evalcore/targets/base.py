@@ -95,6 +95,19 @@ class BadReply(TargetError):
     error_class = "bad_reply"
 
 
+class CallableError(TargetError):
+    """A Python target's function raised; `exc_type` names the exception it raised.
+
+    Not retried: a bug in the function under test fails the same way every time.
+    """
+
+    error_class = "callable_error"
+
+    def __init__(self, message: str, *, exc_type: str) -> None:
+        super().__init__(message)
+        self.exc_type = exc_type
+
+
 class ConfigError(Exception):
     """The target cannot be built from its configuration (missing env var, bad callable)."""
 

@@ -1,0 +1,227 @@
+"""`make bench`: the run engine measured side by side with bare loops, in one run.
+
+Absolute times on a shared 2-core machine mean little; the ratios printed here compare
+the engine with the ideal and with a bare aiohttp loop against the same stub, measured
+minutes apart at most.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import aiohttp
+import httpx
+import orjson
+
+from bench.suites import write_suite
+from evalcore import aio
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUEST = orjson.dumps(
+    {"model": "stub", "messages": [{"role": "user", "content": "Can I still return my lamp?"}]}
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def stub(delay_ms: float) -> Iterator[str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.stub_server", str(port), str(delay_ms)], cwd=ROOT
+    )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise RuntimeError("the stub server did not start")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def bare_aiohttp(url: str, n: int, concurrency: int) -> float:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        todo = iter(range(n))
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            for _ in todo:
+                async with session.post(
+                    f"{url}/chat/completions",
+                    data=REQUEST,
+                    headers={"content-type": "application/json"},
+                ) as response:
+                    orjson.loads(await response.read())
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+
+async def bare_httpx_default_pool(url: str, n: int, concurrency: int) -> float:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        todo = iter(range(n))
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            for _ in todo:
+                response = await client.post(
+                    f"{url}/chat/completions",
+                    content=REQUEST,
+                    headers={"content-type": "application/json"},
+                )
+                orjson.loads(response.content)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+
+def engine_run(suite_dir: Path, db_url: str, *, concurrency: int) -> tuple[float, int]:
+    """The engine's run phase (call, score, persist) on a prepared run; returns (s, rows)."""
+    from evalcore.runner import RunRequest, execute_run, prepare_run
+    from evalcore.store.engine import get_engine
+    from evalcore.suite import EvalSet, load_suite
+
+    suite = load_suite(suite_dir)
+    engine = get_engine(db_url)
+    run = prepare_run(
+        engine, suite, RunRequest(sets=(EvalSet.monitoring,), concurrency=concurrency)
+    )
+    report = aio.run(execute_run(engine, suite, run))
+    if report.totals.results != run.planned or report.totals.errors:
+        raise RuntimeError(f"bench run incomplete: {report.totals}")
+    return report.elapsed_s, report.written
+
+
+def rss_probe(cases: int, workdir: Path) -> tuple[float, float]:
+    """Peak RSS (MB) and wall time of `evalcore run` over a generated suite, in a child."""
+    suite = write_suite(
+        workdir / f"suite-{cases}",
+        cases=cases,
+        target_yaml="{kind: python, callable: 'bench.callables:answer', model: stub}",
+    )
+    env = {**os.environ, "EVALCORE_DATABASE_URL": f"sqlite:///{workdir}/rss.db", "CI": "1"}
+    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "evalcore", "run", "--suite", str(suite), "--json"],
+        check=True,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    elapsed = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if peak <= before:
+        raise RuntimeError("could not read the child's peak RSS")
+    return peak / 1024, elapsed
+
+
+def line(label: str, value: str, goal: str = "") -> None:
+    print(f"  {label:<58} {value:>16}   {goal}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--cases", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--rss-cases", type=int, default=100_000)
+    parser.add_argument("--skip-httpx-default", action="store_true")
+    args = parser.parse_args()
+    n, c = args.cases, args.concurrency
+
+    with tempfile.TemporaryDirectory(prefix="evalcore-bench-") as tmp:
+        work = Path(tmp)
+        print(f"run engine: {n} cases, concurrency {c}, stub = bare ASGI on uvicorn")
+
+        with stub(100) as url:
+            ideal = n / c * 0.1
+            suite = write_suite(
+                work / "s100",
+                cases=n,
+                target_yaml=f"{{kind: openai_chat, base_url: '{url}', model: stub}}",
+            )
+            aio.run(bare_aiohttp(url, 200, c))  # warm the stub
+            t_aiohttp = aio.run(bare_aiohttp(url, n, c))
+            t_engine, _ = engine_run(suite, f"sqlite:///{work}/b100.db", concurrency=c)
+            t_httpx = None
+            if not args.skip_httpx_default:
+                t_httpx = aio.run(bare_httpx_default_pool(url, n, c))
+        print("\n[100 ms target latency]")
+        line("ideal (cases / concurrency x 100 ms)", f"{ideal:.2f} s")
+        line("bare aiohttp loop", f"{t_aiohttp:.2f} s", f"{t_aiohttp / ideal:.2f}x ideal")
+        if t_httpx is not None:
+            line(
+                "bare httpx loop, default pool (not used)",
+                f"{t_httpx:.2f} s",
+                f"{t_httpx / ideal:.2f}x ideal",
+            )
+        line(
+            "evalcore run phase (call + score + persist, SQLite)",
+            f"{t_engine:.2f} s",
+            f"{t_engine / ideal:.2f}x ideal (goal <= 1.20), "
+            f"{t_engine / t_aiohttp:.2f}x aiohttp (goal <= 1.10)",
+        )
+
+        with stub(0) as url:
+            suite = write_suite(
+                work / "s0",
+                cases=n,
+                target_yaml=f"{{kind: openai_chat, base_url: '{url}', model: stub}}",
+            )
+            aio.run(bare_aiohttp(url, 200, c))
+            t_aiohttp0 = aio.run(bare_aiohttp(url, n, c))
+            t_engine0, rows0 = engine_run(suite, f"sqlite:///{work}/b0.db", concurrency=c)
+        print("\n[0 ms target latency, over HTTP]")
+        line("bare aiohttp loop", f"{n / t_aiohttp0:,.0f} calls/s")
+        line(
+            "evalcore, scored and persisted to SQLite",
+            f"{rows0 / t_engine0:,.0f} results/s",
+            f"goal >= 2,000/s; {t_engine0 / t_aiohttp0:.2f}x aiohttp time",
+        )
+
+        n_inproc = max(n, 20_000)
+        suite = write_suite(
+            work / "sin",
+            cases=n_inproc,
+            target_yaml="{kind: python, callable: 'bench.callables:answer', model: stub}",
+        )
+        t_in, rows_in = engine_run(suite, f"sqlite:///{work}/bin.db", concurrency=c)
+        print("\n[in-process zero-latency callable]")
+        line(
+            f"evalcore, {n_inproc:,} cases scored and persisted",
+            f"{rows_in / t_in:,.0f} results/s",
+            "goal >= 5,000/s",
+        )
+
+        rss_mb, rss_s = rss_probe(args.rss_cases, work)
+        print(f"\n[{args.rss_cases:,}-case generated suite, `evalcore run` in a child process]")
+        line("peak RSS", f"{rss_mb:,.0f} MB", f"goal <= 400 MB ({rss_s:.1f} s wall)")
+
+
+if __name__ == "__main__":
+    main()

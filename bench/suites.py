@@ -1,0 +1,49 @@
+"""Generated suites for the benchmarks: many simple cases, one JSONL file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+OWNERS = """\
+owners:
+  - id: bench
+    name: Bench Owner
+    slack_id: U0BENCH01
+    owns: {release: true, sets: [monitoring, blocking], thresholds: ["*"]}
+"""
+
+
+def write_suite(root: Path, *, cases: int, target_yaml: str) -> Path:
+    """A suite of `cases` monitoring cases answered by `target_yaml` (a YAML mapping)."""
+    (root / "cases").mkdir(parents=True, exist_ok=True)
+    (root / "owners.yaml").write_text(OWNERS)
+    (root / "scorecard.yaml").write_text(
+        "route: bench\n"
+        "owner: bench\n"
+        f"target: {target_yaml}\n"
+        "prices:\n  stub: {input_per_mtok: 0.5, output_per_mtok: 1.5}\n"
+        "run: {concurrency: 100, timeout_s: 30, retries: 2}\n"
+    )
+    with (root / "cases" / "generated.jsonl").open("wb") as out:
+        for i in range(cases):
+            case = {
+                "id": f"gen-{i:06d}",
+                "set": "monitoring",
+                "severity": "medium",
+                "tags": ["refunds", f"shard-{i % 10}"],
+                "source": {"kind": "fixture", "ref": f"bench-{i}"},
+                "input": {
+                    "messages": [
+                        {"role": "user", "content": f"Order {i}: can I still return my lamp?"}
+                    ]
+                },
+                "expect": {
+                    "outcome": "answer",
+                    "contains": ["14 days"],
+                    "not_contains": ["30 days"],
+                },
+            }
+            out.write(orjson.dumps(case) + b"\n")
+    return root

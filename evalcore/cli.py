@@ -1,0 +1,250 @@
+"""The `evalcore` command. Thin: it parses options, calls into the library, prints.
+
+Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import click
+import typer
+
+from evalcore import aio
+from evalcore.exitcodes import ExitCode
+from evalcore.settings import get_settings
+from evalcore.suite import EvalSet, Suite, SuiteError, load_suite
+
+app = typer.Typer(
+    name="evalcore",
+    help="An evaluation factory: versioned eval sets, runs, release gates, drift and triage.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+suite_app = typer.Typer(help="Inspect the versioned dataset.", no_args_is_help=True)
+app.add_typer(suite_app, name="suite")
+
+SuiteOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--suite",
+        "-s",
+        help="Suite folder (cases/, scorecard.yaml, owners.yaml).",
+        show_default="evals",
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
+    from evalcore.console import err_console
+
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(int(code))
+
+
+def _load(path: Path | None) -> Suite:
+    from evalcore.console import print_suite_error
+
+    try:
+        return load_suite(path or get_settings().suite)
+    except SuiteError as exc:
+        print_suite_error(exc)
+        raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+@app.command()
+def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
+    """Check the case files, scorecard and owners; exit 3 naming file:line:field on any problem.
+
+    Example: [bold]evalcore validate --suite evals[/]
+    """
+    from evalcore.console import console
+
+    try:
+        loaded = load_suite(suite or get_settings().suite)
+    except SuiteError as exc:
+        if as_json:
+            print(json.dumps({"ok": False, "issues": [str(i) for i in exc.issues]}, indent=2))
+            raise typer.Exit(int(ExitCode.USAGE)) from None
+        from evalcore.console import print_suite_error
+
+        print_suite_error(exc)
+        raise typer.Exit(int(ExitCode.USAGE)) from None
+    if as_json:
+        print(json.dumps({"ok": True, "cases": len(loaded.cases), "dataset": loaded.version.hash}))
+        return
+    console.print(
+        f"[green]ok[/]: {len(loaded.cases)} cases, scorecard and owners valid  ·  "
+        f"dataset {loaded.version.short}"
+    )
+
+
+@suite_app.command("info")
+def suite_info(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
+    """Show the dataset version (hash + git commit) and counts per set, severity and tag.
+
+    Example: [bold]evalcore suite info[/]
+    """
+    from evalcore.console import console, suite_table
+
+    loaded = _load(suite)
+    version = loaded.version
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    "dataset": version.hash,
+                    "git_commit": version.git_commit,
+                    "git_dirty": version.git_dirty,
+                    "scorecard": loaded.scorecard_version,
+                    "cases": len(loaded.cases),
+                    "counts": loaded.counts(),
+                },
+                indent=2,
+            )
+        )
+        return
+    commit = version.git_commit[:12] if version.git_commit else "not in git"
+    dirty = " (uncommitted changes)" if version.git_dirty else ""
+    console.print(
+        f"dataset [bold]{version.short}[/]  ·  git {commit}{dirty}  ·  {len(loaded.cases)} cases"
+    )
+    console.print(suite_table(loaded))
+
+
+@app.command()
+def run(
+    sets: Annotated[
+        list[EvalSet] | None,
+        typer.Option("--set", help="Set(s) to run; repeat for several.", show_default="monitoring"),
+    ] = None,
+    suite: SuiteOption = None,
+    resume: Annotated[
+        str | None,
+        typer.Option("--resume", help="Continue a crashed run: only pairs with no result run."),
+    ] = None,
+    target_url: Annotated[str | None, typer.Option(help="Override the target's URL.")] = None,
+    model: Annotated[str | None, typer.Option(help="Override the target's model.")] = None,
+    judge_url: Annotated[str | None, typer.Option(help="Override the LLM judge's URL.")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="Calls in flight.")] = None,
+    rps: Annotated[
+        float | None, typer.Option(min=0.001, help="Requests per second, at most.")
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(min=0.001, help="Seconds per call.")] = None,
+    retries: Annotated[int | None, typer.Option(min=0, help="Retries per call.")] = None,
+    release: Annotated[str | None, typer.Option(help="Release id to record with the run.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a set against the route under test; every result is scored and stored.
+
+    Examples:
+      [bold]evalcore run --set monitoring --target-url http://127.0.0.1:8765/v1[/]
+      [bold]evalcore run --resume 3f2a9c1d0b7e[/]
+    """
+    from evalcore.console import print_summary, run_progress
+    from evalcore.runner import (
+        Counters,
+        RunRequest,
+        RunSetupError,
+        execute_run,
+        prepare_run,
+        run_for_resume,
+    )
+    from evalcore.store.engine import get_engine
+    from evalcore.summary import summarize_run
+    from evalcore.targets import ConfigError
+
+    loaded = _load(suite)
+    engine = get_engine()
+    try:
+        if resume:
+            if sets or target_url or model or judge_url:
+                _fail("--resume continues a run as it was started; drop --set and the overrides")
+            run_row = run_for_resume(engine, loaded, resume)
+            if run_row.status == "finished":
+                from evalcore.console import console
+
+                console.print(f"run {run_row.id[:12]} already finished; nothing to resume")
+        else:
+            request = RunRequest(
+                sets=tuple(sets or [EvalSet.monitoring]),
+                target_url=target_url,
+                model=model,
+                judge_url=judge_url,
+                concurrency=concurrency,
+                rps=rps,
+                timeout_s=timeout,
+                retries=retries,
+                release=release,
+            )
+            run_row = prepare_run(engine, loaded, request)
+        counters = Counters()
+
+        async def go() -> object:
+            async with run_progress(counters, f"run {run_row.id[:12]}"):
+                return await execute_run(engine, loaded, run_row, counters=counters)
+
+        report = aio.run(go())
+    except (RunSetupError, ConfigError) as exc:
+        _fail(str(exc))
+    summary = summarize_run(engine, run_row.id)
+    if as_json:
+        print(summary.model_dump_json(indent=2))
+        return
+    from evalcore.runner import RunReport
+
+    assert isinstance(report, RunReport)
+    print_summary(summary, elapsed_s=report.elapsed_s)
+
+
+@app.command("reference-target")
+def reference_target(
+    port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind (keep it on loopback).")] = "127.0.0.1",
+    version: Annotated[
+        str, typer.Option(help="v1 or a regressed version, e.g. regressed-refunds.")
+    ] = "v1",
+    latency_ms: Annotated[float, typer.Option(help="Mean added latency.")] = 0.0,
+    latency_sd_ms: Annotated[float, typer.Option(help="Spread of the added latency.")] = 0.0,
+    error_rate: Annotated[float, typer.Option(help="Fraction answered with a 5xx.")] = 0.0,
+    timeout_rate: Annotated[float, typer.Option(help="Fraction that hang.")] = 0.0,
+    burst_429_every: Annotated[int, typer.Option(help="Every N requests start a 429 burst.")] = 0,
+    burst_429_len: Annotated[int, typer.Option(help="Length of each 429 burst.")] = 0,
+    nondeterminism: Annotated[float, typer.Option(help="Fraction of answers that vary.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed for every random draw.")] = 0,
+) -> None:
+    """Serve the bundled OpenAI-compatible support assistant on loopback.
+
+    Example: [bold]evalcore reference-target --port 8765 --version regressed-refunds[/]
+    """
+    from evalcore.reference import Knobs, serve
+
+    knobs = Knobs(
+        version=version,
+        latency_ms=latency_ms,
+        latency_sd_ms=latency_sd_ms,
+        error_rate=error_rate,
+        timeout_rate=timeout_rate,
+        burst_429_every=burst_429_every,
+        burst_429_len=burst_429_len,
+        nondeterminism=nondeterminism,
+        seed=seed,
+    )
+    serve(host, port, knobs)
+
+
+def main() -> None:
+    """Entry point: click's usage errors exit 3 (our usage/config code), not click's 2."""
+    try:
+        code = app(standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(int(ExitCode.USAGE))
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,148 @@
+"""How results look on a terminal: rich tables, short verdict lines, quiet under CI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from evalcore.runner import Counters
+from evalcore.suite import Suite, SuiteError
+from evalcore.summary import RunSummary
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def interactive() -> bool:
+    """Progress bars only for a person at a terminal, never in CI logs."""
+    return console.is_terminal and not os.environ.get("CI")
+
+
+@contextlib.asynccontextmanager
+async def run_progress(counters: Counters, label: str) -> AsyncIterator[None]:
+    """A live bar with done / errors / rate / ETA, fed from the engine's counters."""
+    if not interactive():
+        yield
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("[red]{task.fields[errors]} errors"),
+        TextColumn("{task.fields[rate]:.0f}/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    task = progress.add_task(label, total=None, errors=0, rate=0.0)
+
+    async def refresh() -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            elapsed = max(loop.time() - started, 1e-9)
+            progress.update(
+                task,
+                total=max(counters.planned - counters.skipped, 1),
+                completed=counters.done,
+                errors=counters.errors,
+                rate=counters.done / elapsed,
+            )
+            await asyncio.sleep(0.1)
+
+    with progress:
+        ticker = asyncio.create_task(refresh())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+
+def print_suite_error(error: SuiteError) -> None:
+    err_console.print(f"[bold red]The suite is not valid[/] ({len(error.issues)} problem(s)):")
+    for issue in error.issues:
+        err_console.print(f"  {issue}", markup=False, highlight=False)
+    err_console.print("Nothing was loaded.")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def suite_table(suite: Suite) -> Table:
+    counts = suite.counts()
+    table = Table(
+        title=f"Suite {suite.root}  ·  dataset {suite.version.short}", title_justify="left"
+    )
+    table.add_column("group")
+    table.add_column("value")
+    table.add_column("cases", justify="right")
+    for group in ("set", "severity", "tag"):
+        for value, count in sorted(counts.get(group, {}).items()):
+            table.add_row(group, value, str(count))
+    return table
+
+
+def summary_table(summary: RunSummary) -> Table:
+    table = Table(
+        title=(
+            f"Run {summary.run_id[:12]}  ·  {summary.route}  ·  dataset {summary.dataset[:12]}"
+            f"  ·  {summary.status}"
+        ),
+        title_justify="left",
+    )
+    for column in ("set", "cases", "results", "passed", "failed", "errors", "pass rate"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for row in summary.sets:
+        table.add_row(
+            row.set,
+            str(row.cases),
+            str(row.results),
+            f"[green]{row.passed}[/]",
+            f"[red]{row.failed}[/]" if row.failed else "0",
+            f"[yellow]{row.errors}[/]" if row.errors else "0",
+            _pct(row.pass_rate),
+        )
+    return table
+
+
+def print_summary(summary: RunSummary, *, elapsed_s: float | None = None) -> None:
+    console.print(summary_table(summary))
+    facts = [
+        f"latency p50 {_ms(summary.latency_p50_ms)}, p95 {_ms(summary.latency_p95_ms)}",
+        f"cost ${summary.cost_usd:.4f} (judge ${summary.judge_cost_usd:.4f} apart)",
+    ]
+    if elapsed_s:
+        facts.append(f"{summary.results} results in {elapsed_s:.1f} s")
+    console.print("  " + "  ·  ".join(facts))
+    if summary.errors_by_class:
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_class.items()))
+        console.print(f"  [yellow]errors (not failures):[/] {errors}")
+    if summary.failures:
+        console.print("[bold red]Failed cases[/]")
+        for failure in summary.failures:
+            console.print(f"  [bold]{failure.case_id}[/] #{failure.sample}", highlight=False)
+            for reason in failure.reasons:
+                console.print(f"      {reason}", markup=False, highlight=False)
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} ms"

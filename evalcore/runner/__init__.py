@@ -1,0 +1,28 @@
+"""The run engine: call the target for every (case, sample), score, persist, resume."""
+
+from evalcore.runner.engine import Counters, EngineOptions, execute, work_items
+from evalcore.runner.retry import RetryPolicy
+from evalcore.runner.service import (
+    RunReport,
+    RunRequest,
+    RunSetupError,
+    execute_run,
+    override_target,
+    prepare_run,
+    run_for_resume,
+)
+
+__all__ = [
+    "Counters",
+    "EngineOptions",
+    "RetryPolicy",
+    "RunReport",
+    "RunRequest",
+    "RunSetupError",
+    "execute",
+    "execute_run",
+    "override_target",
+    "prepare_run",
+    "run_for_resume",
+    "work_items",
+]

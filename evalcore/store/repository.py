@@ -1,0 +1,188 @@
+"""Reads and writes the run engine and the CLI need, as plain functions over an engine.
+
+Result rows are inserted with "on conflict do nothing" on (run, case, sample): a batch
+replayed after a crash, or written by a resumed run, can never count a pair twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+from sqlmodel import select as model_select
+
+from evalcore.store.tables import (
+    CaseResultRow,
+    DatasetCaseRow,
+    DatasetVersionRow,
+    RunRow,
+    utcnow,
+)
+
+RESULT_TABLE = CaseResultRow.__table__  # type: ignore[attr-defined]
+CASE_TABLE = DatasetCaseRow.__table__  # type: ignore[attr-defined]
+_CASE_CHUNK = 2_000
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _insert_ignoring_duplicates(engine: Engine, table: Any) -> Any:
+    if engine.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def record_dataset_version(
+    engine: Engine,
+    *,
+    version_hash: str,
+    git_commit: str | None,
+    git_dirty: bool,
+    cases: Iterable[dict[str, Any]],
+    case_count: int,
+) -> bool:
+    """Store a dataset version and its cases once; returns whether it was new.
+
+    `cases` yields dataset_case rows without `dataset_hash`; it is only consumed when
+    the version is new, so an unchanged suite costs one primary-key lookup.
+    """
+    with Session(engine) as session:
+        if session.get(DatasetVersionRow, version_hash) is not None:
+            return False
+    stmt = _insert_ignoring_duplicates(engine, CASE_TABLE)
+    with engine.begin() as conn:
+        inserted = conn.execute(
+            _insert_ignoring_duplicates(engine, DatasetVersionRow.__table__).values(  # type: ignore[attr-defined]
+                hash=version_hash,
+                git_commit=git_commit,
+                git_dirty=git_dirty,
+                case_count=case_count,
+                created_at=utcnow(),
+            )
+        ).rowcount
+        if not inserted:
+            return False  # another process stored it first
+        chunk: list[dict[str, Any]] = []
+        for row in cases:
+            chunk.append({**row, "dataset_hash": version_hash})
+            if len(chunk) >= _CASE_CHUNK:
+                conn.execute(stmt, chunk)
+                chunk = []
+        if chunk:
+            conn.execute(stmt, chunk)
+    return True
+
+
+def create_run(engine: Engine, run: RunRow) -> RunRow:
+    with Session(engine) as session:
+        session.add(run)
+        session.commit()
+        session.refresh(run)
+        return run
+
+
+def get_run(engine: Engine, run_id: str) -> RunRow | None:
+    with Session(engine) as session:
+        run = session.get(RunRow, run_id)
+        if run is None:
+            # Let people paste the short id the CLI prints.
+            matches = session.exec(
+                model_select(RunRow).where(col(RunRow.id).startswith(run_id)).limit(2)
+            ).all()
+            run = matches[0] if len(matches) == 1 and run_id else None
+        return run
+
+
+def set_run_status(engine: Engine, run_id: str, status: str) -> None:
+    finished = utcnow() if status in {"finished", "failed", "interrupted"} else None
+    with engine.begin() as conn:
+        conn.execute(
+            update(RunRow.__table__)  # type: ignore[attr-defined]
+            .where(RunRow.__table__.c.id == run_id)  # type: ignore[attr-defined]
+            .values(status=status, finished_at=finished)
+        )
+
+
+def insert_results(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
+    """Insert a batch of result rows in one transaction; duplicates are skipped."""
+    if not rows:
+        return 0
+    with engine.begin() as conn:
+        result = conn.execute(_insert_ignoring_duplicates(engine, RESULT_TABLE), list(rows))
+        return int(result.rowcount or 0)
+
+
+def done_pairs(engine: Engine, run_id: str) -> set[tuple[str, int]]:
+    """The (case id, sample) pairs a run already has a result for."""
+    t = RESULT_TABLE.c
+    with engine.connect() as conn:
+        rows = conn.execute(select(t.case_id, t.sample).where(t.run_id == run_id))
+        return {(case_id, sample) for case_id, sample in rows}
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    results: int
+    passed: int
+    failed: int
+    errors: int
+    cost_usd: float
+    judge_cost_usd: float
+    mean_latency_ms: float | None
+
+
+def run_totals(engine: Engine, run_id: str) -> RunTotals:
+    t = RESULT_TABLE.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(
+                func.count(),
+                func.count().filter(t.passed.is_(True)),
+                func.count().filter(t.passed.is_(False)),
+                func.count().filter(t.error_class.is_not(None)),
+                func.coalesce(func.sum(t.cost_usd), 0.0),
+                func.coalesce(func.sum(t.judge_cost_usd), 0.0),
+                func.avg(t.latency_ms),
+            ).where(t.run_id == run_id)
+        ).one()
+    return RunTotals(
+        results=row[0],
+        passed=row[1],
+        failed=row[2],
+        errors=row[3],
+        cost_usd=float(row[4]),
+        judge_cost_usd=float(row[5]),
+        mean_latency_ms=float(row[6]) if row[6] is not None else None,
+    )
+
+
+def results_for_run(engine: Engine, run_id: str) -> list[CaseResultRow]:
+    with Session(engine) as session:
+        stmt = (
+            model_select(CaseResultRow)
+            .where(col(CaseResultRow.run_id) == run_id)
+            .order_by(col(CaseResultRow.case_id), col(CaseResultRow.sample))
+        )
+        return list(session.exec(stmt).all())
+
+
+def list_runs(engine: Engine, *, limit: int = 20, release: str | None = None) -> list[RunRow]:
+    with Session(engine) as session:
+        stmt = model_select(RunRow).order_by(col(RunRow.created_at).desc())
+        if release is not None:
+            stmt = stmt.where(col(RunRow.release) == release)
+        return list(session.exec(stmt.limit(limit)).all())
+
+
+def dataset_case_rows(engine: Engine, dataset_hash: str) -> list[DatasetCaseRow]:
+    with Session(engine) as session:
+        stmt = model_select(DatasetCaseRow).where(col(DatasetCaseRow.dataset_hash) == dataset_hash)
+        return list(session.exec(stmt).all())

@@ -1,0 +1,97 @@
+"""The tables: dataset versions and their cases, runs, and one row per case x sample.
+
+Each class is both the SQLModel table and the typed record the rest of evalcore reads.
+The schema itself is owned by the Alembic migrations in `migrations/versions`; a test
+checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from evalcore.store.types import JSONText
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class DatasetVersionRow(SQLModel, table=True):
+    """One distinct content of the case files (hash of their canonical form)."""
+
+    __tablename__ = "dataset_version"
+
+    hash: str = Field(primary_key=True, max_length=64)
+    git_commit: str | None = Field(default=None, max_length=64)
+    git_dirty: bool = False
+    case_count: int
+    created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class DatasetCaseRow(SQLModel, table=True):
+    """A case as it was in one dataset version: what a result is judged against."""
+
+    __tablename__ = "dataset_case"
+
+    dataset_hash: str = Field(primary_key=True, foreign_key="dataset_version.hash", max_length=64)
+    case_id: str = Field(primary_key=True, max_length=128)
+    case_hash: str = Field(max_length=64)
+    set: str = Field(max_length=16)
+    severity: str = Field(max_length=16)
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSONText, nullable=False))
+    samples: int = 1
+    body: dict[str, Any] = Field(sa_column=Column(JSONText, nullable=False))
+
+
+class RunRow(SQLModel, table=True):
+    """A run = route + target + dataset version + scorecard version + trigger (+ release)."""
+
+    __tablename__ = "run"
+    __table_args__ = (Index("ix_run_route_created", "route", "created_at"),)
+
+    id: str = Field(primary_key=True, max_length=32)
+    route: str = Field(max_length=128)
+    target: dict[str, Any] = Field(sa_column=Column(JSONText, nullable=False))
+    target_config: dict[str, Any] = Field(sa_column=Column(JSONText, nullable=False))
+    dataset_hash: str = Field(foreign_key="dataset_version.hash", max_length=64)
+    scorecard_version: str = Field(max_length=64)
+    scorecard: dict[str, Any] = Field(sa_column=Column(JSONText, nullable=False))
+    sets: list[str] = Field(sa_column=Column(JSONText, nullable=False))
+    suite_path: str
+    trigger: str = Field(default="cli", max_length=32)
+    release: str | None = Field(default=None, index=True, max_length=128)
+    git_commit: str | None = Field(default=None, max_length=64)
+    settings: dict[str, Any] = Field(sa_column=Column(JSONText, nullable=False))
+    status: str = Field(default="running", max_length=16)
+    planned: int = 0
+    created_at: dt.datetime = Field(default_factory=utcnow)
+    finished_at: dt.datetime | None = None
+
+
+class CaseResultRow(SQLModel, table=True):
+    """One (case, sample) of a run: scored, or an error with its class, never both."""
+
+    __tablename__ = "case_result"
+    __table_args__ = (UniqueConstraint("run_id", "case_id", "sample", name="uq_result_pair"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", max_length=32)
+    case_id: str = Field(max_length=128)
+    sample: int
+    set: str = Field(max_length=16)
+    passed: bool | None = None
+    error_class: str | None = Field(default=None, max_length=32)
+    error_message: str | None = None
+    output: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONText))
+    scores: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONText, nullable=False))
+    latency_ms: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    judge_cost_usd: float = 0.0
+    attempts: int = 1
+    created_at: dt.datetime = Field(default_factory=utcnow)

@@ -1,0 +1,412 @@
+"""YAML with line numbers, and pydantic errors mapped back to those lines.
+
+`yaml.safe_load` throws positions away, yet a reviewer fixing a case file needs
+`file:line: field`. So the file is composed into nodes (which carry marks), converted to
+plain Python here, and every path (tuple of keys and indices) remembers its 1-based line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+from yaml.constructor import SafeConstructor
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from evalcore.suite.errors import SuiteError, SuiteIssue
+
+YamlPath = tuple[object, ...]
+
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_MERGE = "tag:yaml.org,2002:merge"
+_VALUE = "tag:yaml.org,2002:value"
+_SCALARS = SafeConstructor()
+# Aliases share nodes; expanding them without bound ("billion laughs") would hang validation.
+_MAX_EXPANSION = 5_000_000
+_TOO_DEEP = "invalid YAML: nested too deeply to read"
+
+
+class LineMap:
+    """The 1-based line of each path in one YAML document."""
+
+    __slots__ = ("_lines",)
+
+    def __init__(self, lines: dict[YamlPath, int]) -> None:
+        self._lines = lines
+
+    def line_of(self, path: YamlPath) -> int | None:
+        """The line of `path`, or of its nearest ancestor that has one."""
+        for end in range(len(path), -1, -1):
+            line = self._lines.get(path[:end])
+            if line is not None:
+                return line
+        return None
+
+
+class _Abort(Exception):
+    """Stops conversion once the document cannot be turned into data at all."""
+
+
+class _Converter:
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.lines: dict[YamlPath, int] = {}
+        self.issues: list[SuiteIssue] = []
+        self._done: dict[int, tuple[Any, int]] = {}
+        self._active: set[int] = set()
+        self._expanded = 0
+
+    def issue(self, node: Node, message: str, field: YamlPath | None = None) -> None:
+        self.issues.append(
+            SuiteIssue(
+                self.file,
+                node.start_mark.line + 1,
+                format_field(field) if field else None,
+                message,
+            )
+        )
+
+    def convert(self, node: Node, path: YamlPath) -> Any:
+        if type(node) is ScalarNode:
+            # Scalars are the bulk of a file: no memo, and plain strings need no constructor.
+            self._expanded += 1
+            if node.tag == _STR:
+                return node.value
+            return self._scalar(node, path)
+        key = id(node)
+        done = self._done.get(key)
+        if done is not None:
+            self._count(node, done[1])
+            return done[0]
+        if key in self._active:
+            self.issue(node, "recursive alias: a node may not contain itself", path)
+            raise _Abort
+        self._active.add(key)
+        before = self._expanded
+        try:
+            if isinstance(node, SequenceNode):
+                value: Any = self._sequence(node, path)
+            elif isinstance(node, MappingNode):
+                value = self._mapping(node, path)
+            else:  # pragma: no cover - the composer makes only the three kinds
+                raise _Abort
+        finally:
+            self._active.discard(key)
+        size = self._expanded - before + 1
+        self._count(node, 1)
+        self._done[key] = (value, size)
+        return value
+
+    def _count(self, node: Node, size: int) -> None:
+        self._expanded += size
+        if self._expanded > _MAX_EXPANSION:
+            self.issue(node, f"aliases expand to more than {_MAX_EXPANSION:,} values")
+            raise _Abort
+
+    def _scalar(self, node: ScalarNode, path: YamlPath) -> Any:
+        tag = node.tag
+        if tag in (_STR, _VALUE):
+            return node.value
+        construct = SafeConstructor.yaml_constructors.get(tag)
+        if construct is None or tag in (_MAP, _SEQ) or tag is None:
+            self.issue(node, f"unsupported YAML tag {tag!r}", path)
+            return node.value
+        try:
+            return construct(_SCALARS, node)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            self.issue(node, f"cannot read {node.value!r} as {tag}: {exc}", path)
+            return node.value
+
+    def _sequence(self, node: SequenceNode, path: YamlPath) -> list[Any]:
+        if node.tag != _SEQ:
+            self.issue(node, f"unsupported YAML tag {node.tag!r}", path)
+        items: list[Any] = []
+        for index, child in enumerate(node.value):
+            child_path = (*path, index)
+            self.lines.setdefault(child_path, child.start_mark.line + 1)
+            items.append(self.convert(child, child_path))
+        return items
+
+    def _mapping(self, node: MappingNode, path: YamlPath) -> dict[Any, Any]:
+        if node.tag != _MAP:
+            self.issue(node, f"unsupported YAML tag {node.tag!r}", path)
+        result: dict[Any, Any] = {}
+        key_lines: dict[Any, int] = {}
+        merges: list[tuple[Node, Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                merges.append((key_node, value_node))
+                continue
+            key = self.convert(key_node, (*path, "<key>"))
+            line = key_node.start_mark.line + 1
+            try:
+                first = key_lines.get(key)
+            except TypeError:
+                self.issue(key_node, "a mapping key must be a plain value", path)
+                continue
+            if first is not None:
+                self.issue(key_node, f"duplicate key {key!r} (first at line {first})", (*path, key))
+                continue
+            key_lines[key] = line
+            child_path = (*path, key)
+            self.lines.setdefault(child_path, line)
+            result[key] = self.convert(value_node, child_path)
+        for key_node, value_node in merges:
+            self._merge(result, key_node, value_node, path)
+        return result
+
+    def _merge(self, result: dict[Any, Any], key_node: Node, source: Node, path: YamlPath) -> None:
+        """Apply `<<: *anchor`: keys written in the mapping itself win, then earlier sources."""
+        sources = source.value if isinstance(source, SequenceNode) else [source]
+        line = key_node.start_mark.line + 1
+        for item in sources:
+            if not isinstance(item, MappingNode):
+                self.issue(key_node, "merge key '<<' needs a mapping or a list of mappings", path)
+                continue
+            merged = self.convert(item, (*path, "<<"))
+            for key, value in merged.items():
+                if key not in result:
+                    result[key] = value
+                    self.lines.setdefault((*path, key), line)
+
+
+@dataclass(frozen=True)
+class YamlDocument:
+    """Plain data, the line of each path, and problems that still left usable data.
+
+    Duplicate keys and unsupported tags are reported here rather than raised, so the
+    rest of the file is still validated and every problem surfaces in one pass.
+    """
+
+    data: Any
+    lines: LineMap
+    issues: list[SuiteIssue]
+
+
+def parse_yaml(text: str, file: Path) -> YamlDocument:
+    """Parse one YAML document into plain data plus the line of every path.
+
+    Raises `SuiteError` (with the parser's line) when no data can be had at all.
+    """
+    try:
+        root = yaml.compose(text, Loader=_LOADER)
+    except yaml.MarkedYAMLError as exc:
+        raise SuiteError([_parser_issue(exc, file)]) from None
+    except yaml.YAMLError as exc:
+        raise SuiteError([SuiteIssue(file, None, None, f"invalid YAML: {exc}")]) from None
+    except RecursionError:
+        raise SuiteError([SuiteIssue(file, None, None, _TOO_DEEP)]) from None
+    if root is None:
+        return YamlDocument(None, LineMap({}), [])
+    converter = _Converter(file)
+    converter.lines[()] = root.start_mark.line + 1
+    try:
+        data = converter.convert(root, ())
+    except _Abort:
+        raise SuiteError(converter.issues) from None
+    except RecursionError:
+        raise SuiteError([SuiteIssue(file, None, None, _TOO_DEEP)]) from None
+    return YamlDocument(data, LineMap(converter.lines), converter.issues)
+
+
+def _parser_issue(exc: yaml.MarkedYAMLError, file: Path) -> SuiteIssue:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or exc.context or "cannot parse"
+    message = f"invalid YAML: {problem}"
+    if exc.context and exc.problem and exc.context_mark is not None:
+        message += f" ({exc.context} at line {exc.context_mark.line + 1})"
+    return SuiteIssue(file, None if mark is None else mark.line + 1, None, message)
+
+
+def format_field(path: YamlPath) -> str:
+    """`('expect', 'tool_call', 'name')` → `expect.tool_call.name`; indices as `[i]`."""
+    out = ""
+    for part in path:
+        if isinstance(part, int) and not isinstance(part, bool):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validation_issues(
+    exc: ValidationError,
+    *,
+    file: Path,
+    data: Any,
+    model: type[BaseModel],
+    lines: LineMap | None = None,
+    base: YamlPath = (),
+    line: int | None = None,
+) -> list[SuiteIssue]:
+    """Turn pydantic errors for `data` (found at `base` in the file) into located issues.
+
+    With `lines` each error gets the line of the deepest path that exists in the file
+    (the key's own line for unknown keys); without, every issue gets `line` (JSONL).
+    """
+    issues: list[SuiteIssue] = []
+    for error in exc.errors():
+        for path, field, message in _describe(error, data, model):
+            at = line if lines is None else lines.line_of((*base, *path))
+            issues.append(SuiteIssue(file, at, format_field(field) or None, message))
+    return issues
+
+
+def _describe(
+    error: ErrorDetails, data: Any, model: type[BaseModel]
+) -> list[tuple[YamlPath, YamlPath, str]]:
+    """(path in the data, field to show, message) for one pydantic error."""
+    loc = error["loc"]
+    kind = error["type"]
+    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    path, field, node = _resolve(loc, data)
+    leaf = next((str(p) for p in reversed(field) if isinstance(p, str)), "value")
+    value = error.get("input")
+
+    if kind == "unknown_scorer":
+        keys = ctx.get("unknown") or [ctx.get("scorer")]
+        known = ctx.get("known", "")
+        return [
+            ((*path, key), (*field, key), f"unknown scorer '{key}' (known: {known})")
+            for key in keys
+        ]
+    if kind == "extra_forbidden":
+        allowed = _allowed_fields(model, loc[:-1])
+        message = f"unknown field '{leaf}'"
+        if allowed:
+            close = difflib.get_close_matches(leaf, allowed, n=1, cutoff=0.75)
+            if close:
+                message += f" (did you mean '{close[0]}'?)"
+            else:
+                message += f" (allowed: {', '.join(allowed)})"
+        return [(path, field, message)]
+    if kind == "enum":
+        return [(path, field, f"unknown {leaf} {value!r} (allowed: {ctx.get('expected')})")]
+    if kind == "literal_error":
+        return [(path, field, f"invalid {leaf} {value!r} (allowed: {ctx.get('expected')})")]
+    if kind == "missing":
+        return [(path, field, f"missing required field '{leaf}'")]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        disc = str(ctx.get("discriminator", "kind")).strip("'\"")
+        if isinstance(node, dict) and disc in node:
+            path, field = (*path, disc), (*field, disc)
+        if kind == "union_tag_not_found":
+            return [(path, field, f"missing '{disc}' that says which kind this is")]
+        allowed_tags = ctx.get("expected_tags")
+        return [(path, field, f"unknown {disc} {ctx.get('tag')!r} (allowed: {allowed_tags})")]
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return [(path, field, f"expected a mapping, got {_type_name(value)}")]
+    if kind == "list_type":
+        return [(path, field, f"expected a list, got {_type_name(value)}")]
+    if kind in ("value_error", "assertion_error") and "error" in ctx:
+        return [(path, field, str(ctx["error"]))]
+    message = error["msg"]
+    if isinstance(value, str | int | float | bool) or value is None:
+        shown = repr(value)
+        if len(shown) <= 60:
+            message += f" (got {shown})"
+    return [(path, field, message)]
+
+
+def _resolve(loc: tuple[int | str, ...], data: Any) -> tuple[YamlPath, YamlPath, Any]:
+    """Follow `loc` through the data; steps absent from the data (union tags) are skipped.
+
+    Returns the deepest path present in the data, the field to show (present steps plus a
+    final absent one, e.g. a missing key), and the data node at that path.
+    """
+    node = data
+    path: list[object] = []
+    field: list[object] = []
+    last = len(loc) - 1
+    for index, step in enumerate(loc):
+        if _has_child(node, step):
+            node = node[step]
+            path.append(step)
+            field.append(step)
+        elif index == last and step != "[key]":
+            field.append(step)
+    return tuple(path), tuple(field), node
+
+
+def _has_child(node: Any, step: int | str) -> bool:
+    if isinstance(node, dict):
+        try:
+            return step in node
+        except TypeError:
+            return False
+    return isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node)
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return f"the string {value!r}"[:80]
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def _allowed_fields(model: type[BaseModel], loc: tuple[int | str, ...]) -> list[str]:
+    """Field names of the model found at `loc`, for "did you mean" hints on unknown keys."""
+    options: list[Any] = [model]
+    for step in loc:
+        options = _step(options, step)
+        if not options:
+            return []
+    names: set[str] = set()
+    for option in options:
+        if isinstance(option, type) and issubclass(option, BaseModel):
+            names.update(option.model_fields)
+    return sorted(names)
+
+
+def _step(options: list[Any], step: int | str) -> list[Any]:
+    flat = [t for option in options for t in _flatten(option)]
+    models = [t for t in flat if isinstance(t, type) and issubclass(t, BaseModel)]
+    if isinstance(step, str):
+        with_field = [m for m in models if step in m.model_fields]
+        if with_field:
+            return [m.model_fields[step].annotation for m in with_field]
+        tagged = [m for m in models if _has_literal(m, step)]
+        if tagged:
+            return list(tagged)
+    for option in flat:
+        origin = typing.get_origin(option)
+        args = typing.get_args(option)
+        if origin is list and isinstance(step, int) and args:
+            return [args[0]]
+        if origin is dict and isinstance(step, str) and len(args) == 2:
+            return [args[1]]
+    return []
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _flatten(typing.get_args(annotation)[0])
+    if origin is typing.Union or origin is types.UnionType:
+        return [t for arg in typing.get_args(annotation) for t in _flatten(arg)]
+    return [annotation]
+
+
+def _has_literal(model: type[BaseModel], value: str) -> bool:
+    for info in model.model_fields.values():
+        if typing.get_origin(info.annotation) is typing.Literal and value in typing.get_args(
+            info.annotation
+        ):
+            return True
+    return False

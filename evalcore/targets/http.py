@@ -1,0 +1,325 @@
+"""The HTTP client every target shares, and how HTTP failures become target errors.
+
+httpx's own connection pool costs ~11 ms of CPU per request with 100 open connections on
+two cores; the same `httpx.AsyncClient` on the aiohttp transport stays near the ideal, so
+`make_client` always builds that one.
+
+The aiohttp transport turns *every* `aiohttp.ClientConnectionError` (a refused connection,
+a server that hangs up mid-request) into `httpx.ConnectTimeout`. `classify_http_error`
+therefore looks at the original aiohttp exception first: a hang-up is a connection error,
+never a timeout.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+import aiohttp
+import httpx
+import orjson
+from httpx_aiohttp import AiohttpTransport
+
+from evalcore.targets.base import (
+    BadReply,
+    ClientError,
+    ConfigError,
+    RateLimited,
+    ServerError,
+    TargetConnectionError,
+    TargetError,
+    TargetTimeout,
+)
+
+__all__ = [
+    "Endpoint",
+    "check_status",
+    "classify_http_error",
+    "display_url",
+    "make_client",
+    "parse_retry_after",
+    "resolve_headers",
+]
+
+_MAX_MESSAGE = 300
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def make_client(
+    *, concurrency: int, timeout_s: float, headers: Mapping[str, str] | None = None
+) -> httpx.AsyncClient:
+    """An httpx client on the aiohttp transport with one pooled connection per concurrent call.
+
+    `timeout_s` bounds connecting (including the wait for a free pooled connection) and each
+    read from the socket; the run engine puts an overall deadline around every call.
+    """
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    return httpx.AsyncClient(
+        transport=AiohttpTransport(limits=limits),
+        timeout=httpx.Timeout(timeout_s),
+        headers=dict(headers) if headers else None,
+    )
+
+
+def classify_http_error(exc: BaseException, *, redact: Sequence[str] = ()) -> TargetError:
+    """The target error for a failed request; secrets in `redact` never reach the message.
+
+    | raised                                                   | becomes                 |
+    | -------------------------------------------------------- | ----------------------- |
+    | aiohttp timeouts (socket read, connect, pool wait),      | `TargetTimeout`         |
+    | any `httpx.TimeoutException` not caused by one below,    |                         |
+    | `TimeoutError`                                           |                         |
+    | server hung up, refused or reset connection, body cut    | `TargetConnectionError` |
+    | off, proxy failure, malformed HTTP, other network errors |                         |
+    | invalid URL or unsupported scheme                        | `ClientError`           |
+    | undecodable `Content-Encoding`                           | `BadReply`              |
+    """
+    if isinstance(exc, TargetError):
+        return exc
+    origin = exc
+    if isinstance(exc, httpx.TransportError) and isinstance(exc.__cause__, aiohttp.ClientError):
+        origin = exc.__cause__
+    text = str(origin).strip()
+    message = f"{type(origin).__name__}: {text}" if text else type(origin).__name__
+    return _error_class_for(origin)(redact_text(message, redact))
+
+
+def _error_class_for(exc: BaseException) -> type[TargetError]:
+    # Timeouts first: aiohttp's timeout errors are also connection errors and OSErrors.
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return TargetTimeout
+    if isinstance(
+        exc,
+        httpx.UnsupportedProtocol
+        | httpx.InvalidURL
+        | httpx.LocalProtocolError
+        | aiohttp.InvalidURL,
+    ):
+        return ClientError
+    if isinstance(exc, httpx.DecodingError):
+        return BadReply
+    if isinstance(exc, httpx.TransportError | aiohttp.ClientError | OSError):
+        return TargetConnectionError
+    return TargetError
+
+
+def check_status(response: httpx.Response, *, redact: Sequence[str] = ()) -> None:
+    """Raise the target error a non-2xx response stands for; 2xx returns at once.
+
+    429 is `RateLimited` and 5xx `ServerError`, both with the server's `Retry-After`;
+    408 is `TargetTimeout` (retried); other statuses are `ClientError`, quoting the API's
+    own `{"error": {"message": ...}}` when it gave one.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    message = redact_text(f"HTTP {status} {response.reason_phrase}".rstrip(), redact)
+    detail = redact_text(_api_message(response), redact)
+    if detail:
+        message = f"{message}: {detail}"
+    if status == 429:
+        raise RateLimited(message, retry_after=parse_retry_after(response.headers))
+    if status >= 500:
+        raise ServerError(message, retry_after=parse_retry_after(response.headers))
+    if status == 408:
+        raise TargetTimeout(message)
+    if 300 <= status < 400 and "location" in response.headers:
+        location = display_url(response.headers["location"])
+        message = f"{message} (redirected to {location}; point the target there)"
+    raise ClientError(message)
+
+
+def _api_message(response: httpx.Response) -> str:
+    """The error text an API put in its body: OpenAI style, FastAPI style, or a snippet."""
+    content = response.content
+    if not content:
+        return ""
+    try:
+        data = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return _shorten(content[: _MAX_MESSAGE * 4].decode("utf-8", "replace"))
+    if isinstance(data, dict):
+        for key in ("error", "detail", "message"):
+            value = data.get(key)
+            if isinstance(value, dict):
+                value = value.get("message")
+            if isinstance(value, str) and value:
+                return _shorten(value)
+    return _shorten(content[: _MAX_MESSAGE * 4].decode("utf-8", "replace"))
+
+
+def _shorten(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 1] + "…"
+
+
+def parse_retry_after(
+    headers: Mapping[str, str], *, now: dt.datetime | None = None
+) -> float | None:
+    """Seconds the server asks us to wait: `retry-after-ms`, or `Retry-After` as seconds or
+    an HTTP-date. A date in the past is 0; anything unparseable is None (not a guess)."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            value = float(millis)
+        except ValueError:
+            pass
+        else:
+            if math.isfinite(value):
+                return max(0.0, value / 1000)
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    raw = raw.strip()
+    try:
+        seconds = float(raw)
+    except ValueError:
+        pass
+    else:
+        return max(0.0, seconds) if math.isfinite(seconds) else None
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+
+
+def resolve_headers(
+    headers: Mapping[str, str] | None, api_key_env: str | None
+) -> tuple[dict[str, str], tuple[str, ...]]:
+    """Headers to send, and the secret values in them (to redact from every message).
+
+    `api_key_env` adds `Authorization: Bearer <value>`. A header value may name an
+    environment variable as `${NAME}` (e.g. `X-Api-Key: ${SEARCH_API_KEY}`), so keys never
+    have to sit in the scorecard. A missing or empty variable is a `ConfigError` naming it.
+    """
+    resolved: dict[str, str] = {}
+    secrets: list[str] = []
+    for name, value in (headers or {}).items():
+
+        def expand(match: re.Match[str], header: str = name) -> str:
+            secret = _env(match.group(1), f"header {header!r}")
+            secrets.append(secret)
+            return secret
+
+        resolved[name] = _ENV_REF.sub(expand, value)
+    if api_key_env:
+        if any(name.lower() == "authorization" for name in resolved):
+            raise ConfigError("give either api_key_env or an Authorization header, not both")
+        key = _env(api_key_env, "api_key_env")
+        secrets.append(key)
+        resolved["Authorization"] = f"Bearer {key}"
+    return resolved, tuple(secrets)
+
+
+def _env(variable: str, used_by: str) -> str:
+    value = os.environ.get(variable, "")
+    if not value.strip():
+        raise ConfigError(f"environment variable {variable} ({used_by}) is not set or empty")
+    return value.strip()
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret value replaced by `***`."""
+    for secret in secrets:
+        if secret and secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+def display_url(url: str) -> str:
+    """The URL as names, logs and stored runs may show it: no user info, query values masked."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return "<invalid url>"
+    if parsed.userinfo:
+        parsed = parsed.copy_with(username=None, password=None)
+    if parsed.query:
+        masked = "&".join(f"{key}=***" for key in parsed.params)
+        parsed = parsed.copy_with(query=masked.encode())
+    return str(parsed)
+
+
+def _checked_url(url: str, what: str) -> httpx.URL:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ConfigError(f"{what} {display_url(url)!r} is not a valid URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ConfigError(f"{what} {display_url(url)!r} must be an absolute http(s) URL")
+    return parsed
+
+
+class Endpoint:
+    """One URL a target sends JSON to: credentials, the client, and error classification.
+
+    Pass `client` (you keep owning it) or `transport` (e.g. `httpx.MockTransport` in tests);
+    by default the endpoint builds and owns a `make_client` client.
+    """
+
+    __slots__ = ("_client", "_headers", "_method", "_owns_client", "_secrets", "url")
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        method: str = "POST",
+        headers: Mapping[str, str] | None = None,
+        api_key_env: str | None = None,
+        concurrency: int = 16,
+        timeout_s: float = 30.0,
+        client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        what: str = "url",
+    ) -> None:
+        if client is not None and transport is not None:
+            raise ValueError("pass either client or transport, not both")
+        self.url = _checked_url(url, what)
+        self._method = method
+        resolved, self._secrets = resolve_headers(headers, api_key_env)
+        resolved.setdefault("Content-Type", "application/json")
+        if client is not None:
+            self._client = client
+            self._owns_client = False
+            self._headers: dict[str, str] | None = resolved
+        else:
+            if transport is None:
+                self._client = make_client(
+                    concurrency=concurrency, timeout_s=timeout_s, headers=resolved
+                )
+            else:
+                self._client = httpx.AsyncClient(
+                    transport=transport, timeout=httpx.Timeout(timeout_s), headers=resolved
+                )
+            self._owns_client = True
+            self._headers = None  # already on the client: cheaper than merging per request
+
+    async def send(self, body: bytes) -> httpx.Response:
+        """POST (or PUT) `body` and return the 2xx response, or raise a `TargetError`."""
+        try:
+            response = await self._client.request(
+                self._method, self.url, content=body, headers=self._headers
+            )
+        except Exception as exc:
+            raise classify_http_error(exc, redact=self._secrets) from exc
+        check_status(response, redact=self._secrets)
+        return response
+
+    def redact(self, text: str) -> str:
+        return redact_text(text, self._secrets)
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self._method} {display_url(str(self.url))})"

@@ -1,0 +1,83 @@
+"""Shared fixtures: a private state folder per test, and the two real databases.
+
+PostgreSQL tests run against the server on 127.0.0.1:5432 in a database created for
+this test session and dropped after it. Under CI=true an unreachable server fails the
+run instead of skipping, so a green CI always means both backends were exercised.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("EVALCORE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(autouse=True)
+def _private_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    from evalcore.store.engine import dispose_engines
+
+    monkeypatch.setenv("EVALCORE_HOME", str(tmp_path / ".evalcore"))
+    monkeypatch.delenv("EVALCORE_DATABASE_URL", raising=False)
+    yield
+    dispose_engines()
+
+
+def _pg_reachable() -> str | None:
+    import psycopg
+
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        return str(exc)
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test session; its URL."""
+    import psycopg
+
+    problem = _pg_reachable()
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable under CI: {problem}")
+        pytest.skip(f"PostgreSQL is not reachable: {problem}")
+    name = f"evalcore_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from evalcore.store.engine import dispose_engines
+
+        dispose_engines()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each persistence test runs on both backends, each time on an empty schema."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'evalcore.db'}"
+        return
+    import psycopg
+
+    base_url: str = request.getfixturevalue("pg_database")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{base_url}?options=-csearch_path%3D{schema}"
+    finally:
+        from evalcore.store.engine import dispose_engines
+
+        dispose_engines()
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
