@@ -1,7 +1,9 @@
 """Streams result rows to the database in batches while the run goes on.
 
-Rows wait in memory only until the next batch or tick, so memory follows concurrency
-and not suite size, and a crash loses at most one tick of work (re-run on resume).
+One flusher task takes whatever has accumulated and writes it in a worker thread, at
+the latest every `flush_interval_s`. Workers that get more than `max_pending` rows
+ahead of the database wait for it, so memory follows concurrency and not suite size,
+and a crash loses at most one tick of work (which `--resume` runs again).
 """
 
 from __future__ import annotations
@@ -22,68 +24,73 @@ class ResultWriter:
     ) -> None:
         self._engine = engine
         self._batch_size = batch_size
+        self._max_pending = 4 * batch_size
         self._interval = flush_interval_s
         self._rows: list[dict[str, Any]] = []
-        self._flushing: asyncio.Task[int] | None = None
-        self._ticker: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._closing = False
+        self._flusher: asyncio.Task[None] | None = None
         self.written = 0
 
     async def __aenter__(self) -> ResultWriter:
-        self._ticker = asyncio.create_task(self._tick())
+        self._flusher = asyncio.create_task(self._run())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        flusher = self._flusher
+        if flusher is None:
+            return
         if exc[0] is None:
-            await self.flush()
-        else:
-            self.flush_now()
+            self._closing = True
+            self._wake.set()
+            await flusher  # writes what is left, then ends; raises if a write failed
+            return
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await flusher
+        self.flush_now()
 
     async def add(self, row: dict[str, Any]) -> None:
-        self._rows.append(row)
-        if len(self._rows) >= self._batch_size:
-            if self._flushing is not None and not self._flushing.done():
-                if len(self._rows) < 4 * self._batch_size:
-                    return  # the database is busy with the previous batch; keep going
-                await self._flushing  # back-pressure: never let rows pile up unbounded
-            self._start_flush()
+        rows = self._rows
+        rows.append(row)
+        if len(rows) >= self._batch_size:
+            self._wake.set()
+            if len(rows) >= self._max_pending:
+                # Back-pressure: the database is behind; wait until the flusher takes these.
+                self._drained.clear()
+                await self._drained.wait()
+        if self._flusher is not None and self._flusher.done():
+            self._flusher.result()  # surface a failed write in the workers at once
 
-    def _start_flush(self) -> None:
-        if not self._rows:
-            return
+    def _take(self) -> list[dict[str, Any]]:
         rows, self._rows = self._rows, []
+        self._drained.set()
         stamp = utcnow()
         for row in rows:
             row["created_at"] = stamp
-        previous = self._flushing
+        return rows
 
-        async def write() -> int:
-            if previous is not None:
-                await previous
-            count = await asyncio.to_thread(insert_results, self._engine, rows)
-            self.written += count
-            return count
+    async def _run(self) -> None:
+        try:
+            await self._loop()
+        finally:
+            self._drained.set()  # never leave a worker waiting on a flusher that has stopped
 
-        self._flushing = asyncio.create_task(write())
-
-    async def flush(self) -> None:
-        self._start_flush()
-        if self._flushing is not None:
-            await self._flushing
+    async def _loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._interval):
+                    await self._wake.wait()
+            self._wake.clear()
+            if self._rows:
+                rows = self._take()
+                self.written += await asyncio.to_thread(insert_results, self._engine, rows)
+            if self._closing and not self._rows:
+                return
 
     def flush_now(self) -> None:
-        """Synchronous last flush for a run that is being cancelled or crashed."""
-        rows, self._rows = self._rows, []
-        stamp = utcnow()
-        for row in rows:
-            row["created_at"] = stamp
-        self.written += insert_results(self._engine, rows)
-
-    async def _tick(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            if self._rows and (self._flushing is None or self._flushing.done()):
-                self._start_flush()
+        """Synchronous last flush for a run that is being cancelled or has crashed."""
+        rows = self._take()
+        if rows:
+            self.written += insert_results(self._engine, rows)

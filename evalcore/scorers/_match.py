@@ -8,7 +8,6 @@ found in "114 days"; reach for `regex` with `\\b` when that matters.
 
 from __future__ import annotations
 
-from evalcore.scorers._cache import IdentityMemo
 from evalcore.scorers._text import normalize, normalized_phrase, normalized_reply, plural, preview
 from evalcore.scorers.base import Score, ScoreContext, scorer
 from evalcore.suite.models import Case
@@ -16,10 +15,7 @@ from evalcore.targets.base import Reply
 
 _WINDOW = 30
 
-# Passing scores depend only on the case, so each is built once and shared (they are frozen).
 _EXACT_PASS = Score("exact", 1.0, True, "reply equals the expected text")
-_contains_pass: IdentityMemo[list[str], Score] = IdentityMemo()
-_not_contains_pass: IdentityMemo[list[str], Score] = IdentityMemo()
 
 
 def _clean(text: str) -> str:
@@ -69,11 +65,8 @@ def contains(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
     missing = [p for p in phrases if normalized_phrase(p) not in text]
     total = len(phrases)
     if not missing:
-        done = _contains_pass.get(phrases)
-        if done is None:
-            reason = f"contains {phrases[0]!r}" if total == 1 else f"contains all {total} phrases"
-            done = _contains_pass.put(phrases, Score("contains", 1.0, True, reason))
-        return done
+        reason = f"contains {phrases[0]!r}" if total == 1 else f"contains all {total} phrases"
+        return Score("contains", 1.0, True, reason)
     listed = ", ".join(repr(p) for p in missing)
     reason = (
         f"missing {listed}; reply: {preview(reply.text)}"
@@ -98,15 +91,12 @@ def not_contains(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
             found.append(phrase)
     total = len(phrases)
     if not found:
-        done = _not_contains_pass.get(phrases)
-        if done is None:
-            reason = (
-                f"does not contain {phrases[0]!r}"
-                if total == 1
-                else f"contains none of the {total} phrases"
-            )
-            done = _not_contains_pass.put(phrases, Score("not_contains", 1.0, True, reason))
-        return done
+        reason = (
+            f"does not contain {phrases[0]!r}"
+            if total == 1
+            else f"contains none of the {total} phrases"
+        )
+        return Score("not_contains", 1.0, True, reason)
     parts = []
     for phrase in found:
         needle = normalized_phrase(phrase)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 
-from evalcore.scorers._cache import IdentityMemo
 from evalcore.scorers._text import preview
 from evalcore.scorers.base import Score, ScoreContext, scorer
 from evalcore.suite.models import Case
@@ -18,7 +17,6 @@ from evalcore.targets.base import Reply
 
 _CACHE_LIMIT = 4_096
 _compiled: dict[str, re.Pattern[str]] = {}
-_regex_pass: IdentityMemo[list[str], Score] = IdentityMemo()
 
 
 def compiled(pattern: str) -> re.Pattern[str]:
@@ -39,11 +37,8 @@ def regex(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
     failed = [p for p in patterns if compiled(p).search(text) is None]
     total = len(patterns)
     if not failed:
-        done = _regex_pass.get(patterns)
-        if done is None:
-            reason = f"matches /{patterns[0]}/" if total == 1 else f"matches all {total} patterns"
-            done = _regex_pass.put(patterns, Score("regex", 1.0, True, reason))
-        return done
+        reason = f"matches /{patterns[0]}/" if total == 1 else f"matches all {total} patterns"
+        return Score("regex", 1.0, True, reason)
     listed = ", ".join(f"/{p}/" for p in failed)
     head = "no match for" if total == 1 else f"{len(failed)} of {total} patterns do not match:"
     return Score(

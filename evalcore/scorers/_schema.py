@@ -21,7 +21,7 @@ from jsonschema.protocols import Validator
 from evalcore.scorers._cache import IdentityMemo
 from evalcore.scorers._text import preview
 from evalcore.scorers.base import Score, ScoreContext, scorer
-from evalcore.suite.models import Case, ToolCallExpectation
+from evalcore.suite.models import Case
 from evalcore.targets.base import Reply
 
 _CACHE_LIMIT = 8_192
@@ -32,7 +32,6 @@ _MESSAGE_LIMIT = 160
 _by_object: IdentityMemo[dict[str, Any], Validator] = IdentityMemo(_CACHE_LIMIT)
 _by_canon: dict[bytes, Validator] = {}
 _JSON_PASS = Score("json_schema", 1.0, True, "reply is JSON valid against the schema")
-_tool_pass: IdentityMemo[ToolCallExpectation, Score] = IdentityMemo()
 
 
 def validator_for(schema: dict[str, Any]) -> Validator:
@@ -179,10 +178,5 @@ def tool_call(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
                 return Score(
                     "tool_call", 0.0, False, f"{which} arguments fail the schema {problem}"
                 )
-    done = _tool_pass.get(expected)
-    if done is None:
-        reason = f"called {name}" + (
-            " with arguments valid against the schema" if validator else ""
-        )
-        done = _tool_pass.put(expected, Score("tool_call", 1.0, True, reason))
-    return done
+    reason = f"called {name}" + (" with arguments valid against the schema" if validator else "")
+    return Score("tool_call", 1.0, True, reason)

@@ -8,7 +8,6 @@ nothing else. A case without a judge is scored without awaiting anything.
 from __future__ import annotations
 
 import inspect
-import weakref
 from collections.abc import Callable
 from typing import cast
 
@@ -31,34 +30,23 @@ class _Plan:
         )
 
 
-_CACHE_LIMIT = 262_144
-_plans: dict[int, tuple[weakref.ref[Case], _Plan]] = {}
-
-
-def _forget(key: int) -> Callable[[weakref.ref[Case]], None]:
-    def drop(ref: weakref.ref[Case]) -> None:
-        entry = _plans.get(key)
-        if entry is not None and entry[0] is ref:
-            del _plans[key]
-
-    return drop
+# Keyed by the scorer names a case turns on: a suite has a handful of distinct
+# combinations however many cases it holds, so this stays tiny.
+_plans: dict[tuple[str, ...], _Plan] = {}
 
 
 def _plan(case: Case) -> _Plan:
-    key = id(case)
-    entry = _plans.get(key)
-    if entry is not None and entry[0]() is case:
-        return entry[1]
+    names = tuple(case.expect.scorer_names())
+    plan = _plans.get(names)
+    if plan is not None:
+        return plan
     named = []
-    for name in case.expect.scorer_names():
+    for name in names:
         fn = SCORERS.get(name)
         if fn is None:
             raise KeyError(f"case {case.id}: no scorer is registered for expect.{name}")
         named.append((name, fn))
-    plan = _Plan(tuple(named))
-    if len(_plans) >= _CACHE_LIMIT:
-        _plans.clear()
-    _plans[key] = (weakref.ref(case, _forget(key)), plan)
+    plan = _plans[names] = _Plan(tuple(named))
     return plan
 
 

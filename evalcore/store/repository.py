@@ -6,11 +6,13 @@ replayed after a crash, or written by a resumed run, can never count a pair twic
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
@@ -111,12 +113,47 @@ def set_run_status(engine: Engine, run_id: str, status: str) -> None:
         )
 
 
+_JSON_RESULT_COLUMNS = frozenset({"output", "scores"})
+RESULT_COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULT_TABLE.columns if c.name != "id")
+_SQLITE_STAMP = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy's SQLite DateTime stores values
+
+
+def _insert_results_sql(dialect: str) -> str:
+    marker = "?" if dialect == "sqlite" else "%s"
+    columns = ", ".join(f'"{c}"' for c in RESULT_COLUMNS)
+    values = ", ".join(marker for _ in RESULT_COLUMNS)
+    return (
+        f"INSERT INTO case_result ({columns}) VALUES ({values}) "
+        "ON CONFLICT (run_id, case_id, sample) DO NOTHING"
+    )
+
+
 def insert_results(engine: Engine, rows: Sequence[dict[str, Any]]) -> int:
-    """Insert a batch of result rows in one transaction; duplicates are skipped."""
+    """Insert a batch of result rows in one transaction; duplicates are skipped.
+
+    This is the run engine's hot path (thousands of rows a second), so it hands tuples
+    straight to the driver instead of paying SQLAlchemy's per-value type processing;
+    the JSON and timestamp encodings are the ones `JSONText` and SQLModel would produce.
+    """
     if not rows:
         return 0
+    dialect = engine.dialect.name
+    sqlite_ = dialect == "sqlite"
+    params = []
+    for row in rows:
+        values: list[Any] = []
+        for column in RESULT_COLUMNS:
+            value = row.get(column)
+            if column in _JSON_RESULT_COLUMNS:
+                value = None if value is None else orjson.dumps(value).decode()
+            elif column == "created_at":
+                value = (value or utcnow()).astimezone(dt.UTC)
+                if sqlite_:
+                    value = value.strftime(_SQLITE_STAMP)
+            values.append(value)
+        params.append(tuple(values))
     with engine.begin() as conn:
-        result = conn.execute(_insert_ignoring_duplicates(engine, RESULT_TABLE), list(rows))
+        result = conn.exec_driver_sql(_insert_results_sql(dialect), params)
         return int(result.rowcount or 0)
 
 

@@ -118,6 +118,8 @@ class Target(Protocol):
 
     name: str
     model: str | None
+    # A target may set `enforces_deadline = True` when each call is already bounded by its
+    # own timeout (saves the engine a second timer per call).
 
     async def __call__(self, case_input: dict[str, Any]) -> Reply: ...
 

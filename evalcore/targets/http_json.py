@@ -127,6 +127,7 @@ class HttpJsonTarget:
             client=client,
             transport=transport,
         )
+        self.enforces_deadline = self._endpoint.enforces_deadline
 
     async def __call__(self, case_input: dict[str, Any]) -> Reply:
         body = _render(self._template, template_variables(case_input, self.model))

@@ -176,6 +176,7 @@ class OpenAIChatTarget:
             transport=transport,
             what="base_url",
         )
+        self.enforces_deadline = self._endpoint.enforces_deadline
 
     async def __call__(self, case_input: dict[str, Any]) -> Reply:
         body = build_chat_body(case_input, self._request_model, self._params)
