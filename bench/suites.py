@@ -15,7 +15,18 @@ owners:
 """
 
 
-def write_suite(root: Path, *, cases: int, target_yaml: str) -> Path:
+DEFAULT_EXPECT = {"outcome": "answer", "contains": ["14 days"], "not_contains": ["30 days"]}
+
+
+def write_suite(
+    root: Path,
+    *,
+    cases: int,
+    target_yaml: str,
+    samples: int = 1,
+    expect: dict[str, object] | None = None,
+    run_yaml: str = "{concurrency: 100, timeout_s: 30, retries: 2}",
+) -> Path:
     """A suite of `cases` monitoring cases answered by `target_yaml` (a YAML mapping)."""
     (root / "cases").mkdir(parents=True, exist_ok=True)
     (root / "owners.yaml").write_text(OWNERS)
@@ -24,7 +35,7 @@ def write_suite(root: Path, *, cases: int, target_yaml: str) -> Path:
         "owner: bench\n"
         f"target: {target_yaml}\n"
         "prices:\n  stub: {input_per_mtok: 0.5, output_per_mtok: 1.5}\n"
-        "run: {concurrency: 100, timeout_s: 30, retries: 2}\n"
+        f"run: {run_yaml}\n"
     )
     with (root / "cases" / "generated.jsonl").open("wb") as out:
         for i in range(cases):
@@ -39,11 +50,8 @@ def write_suite(root: Path, *, cases: int, target_yaml: str) -> Path:
                         {"role": "user", "content": f"Order {i}: can I still return my lamp?"}
                     ]
                 },
-                "expect": {
-                    "outcome": "answer",
-                    "contains": ["14 days"],
-                    "not_contains": ["30 days"],
-                },
+                "expect": expect or DEFAULT_EXPECT,
+                "samples": samples,
             }
             out.write(orjson.dumps(case) + b"\n")
     return root

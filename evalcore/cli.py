@@ -156,21 +156,27 @@ def run(
         run_for_resume,
     )
     from evalcore.store.engine import get_engine
+    from evalcore.store.repository import get_run
     from evalcore.summary import summarize_run
     from evalcore.targets import ConfigError
 
-    loaded = _load(suite)
     engine = get_engine()
     try:
         if resume:
             if sets or target_url or model or judge_url:
                 _fail("--resume continues a run as it was started; drop --set and the overrides")
-            run_row = run_for_resume(engine, loaded, resume)
+            started = get_run(engine, resume)
+            if started is None:
+                _fail(f"no run with id {resume!r} (see the id printed by `evalcore run`)")
+            # By default the run continues over the suite it started from.
+            loaded = _load(suite or Path(started.suite_path))
+            run_row = run_for_resume(engine, loaded, started.id)
             if run_row.status == "finished":
                 from evalcore.console import console
 
                 console.print(f"run {run_row.id[:12]} already finished; nothing to resume")
         else:
+            loaded = _load(suite)
             request = RunRequest(
                 sets=tuple(sets or [EvalSet.monitoring]),
                 target_url=target_url,

@@ -151,7 +151,7 @@ def prepare_run(engine: Engine, suite: Suite, request: RunRequest) -> RunRow:
             "target": _redact_headers(scorecard.target.model_dump(mode="json")),
         },
         sets=[s.value for s in request.sets],
-        suite_path=str(suite.root),
+        suite_path=str(suite.root.resolve()),
         trigger=request.trigger,
         release=request.release,
         git_commit=suite.version.git_commit,
