@@ -64,6 +64,7 @@ def main() -> None:
         http="httptools",
         loop="uvloop",
         backlog=4096,
+        timeout_keep_alive=120,
     )
 
 

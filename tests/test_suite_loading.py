@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
+import shutil
 import textwrap
 from pathlib import Path
 
@@ -692,3 +694,17 @@ def test_suite_error_survives_pickling(tmp_path: Path) -> None:
     copy = pickle.loads(pickle.dumps(info.value))
     assert copy.issues == info.value.issues
     assert str(copy) == str(info.value)
+
+
+def test_judge_expectation_without_a_judge_endpoint_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "evals"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "evals", root)
+    scorecard = root / "scorecard.yaml"
+    text, removed = re.subn(r"\njudge:\n(?:  .*\n)+", "\n", scorecard.read_text())
+    assert removed == 1
+    scorecard.write_text(text)
+    with pytest.raises(SuiteError) as info:
+        load_suite(root)
+    message = str(info.value)
+    assert "scorecard.yaml" in message and "judge" in message
+    assert "no judge: section" in message

@@ -60,6 +60,7 @@ class Counters:
 
 
 WorkItem = tuple[Case, int, dict[str, Any]]
+_Called = tuple[Case, int, "Reply | TargetError", float, int]
 
 
 def work_items(cases: list[Case], done: set[tuple[str, int]]) -> Iterator[WorkItem]:
@@ -154,8 +155,15 @@ class CaseExecutor:
                 self.counters.retries += 1
                 await asyncio.sleep(delay)
 
-    async def one(self, case: Case, sample: int, case_input: dict[str, Any]) -> dict[str, Any]:
-        outcome, latency_ms, attempts = await self.call(case_input)
+    async def finish(
+        self,
+        case: Case,
+        sample: int,
+        outcome: Reply | TargetError,
+        latency_ms: float,
+        attempts: int,
+    ) -> dict[str, Any]:
+        """Score a reply (or record the error) and shape the result row."""
         row: dict[str, Any] = {
             "run_id": self.run_id,
             "case_id": case.id,
@@ -230,12 +238,27 @@ async def execute(
     async with ResultWriter(
         engine, batch_size=options.batch_size, flush_interval_s=options.flush_interval_s
     ) as writer:
+        # Callers only call: a worker sends its next request as soon as a reply is in,
+        # and scoring runs in the gaps. Under lock-step load (every reply of a wave landing
+        # at once) this keeps the target busy instead of waiting on our CPU.
+        replies: asyncio.Queue[_Called | None] = asyncio.Queue(maxsize=2 * options.concurrency)
+        # A judge is I/O: score judged replies concurrently; otherwise one scorer suffices.
+        scorer_count = options.concurrency if score_context.judge_client is not None else 1
 
-        async def worker() -> None:
+        async def caller() -> None:
             for case, sample, case_input in items:
-                await writer.add(await runner.one(case, sample, case_input))
+                outcome, latency_ms, attempts = await runner.call(case_input)
+                await replies.put((case, sample, outcome, latency_ms, attempts))
+
+        async def scorer() -> None:
+            while (called := await replies.get()) is not None:
+                await writer.add(await runner.finish(*called))
 
         async with asyncio.TaskGroup() as group:
-            for _ in range(options.concurrency):
-                group.create_task(worker())
+            scorers = [group.create_task(scorer()) for _ in range(scorer_count)]
+            async with asyncio.TaskGroup() as callers:
+                for _ in range(options.concurrency):
+                    callers.create_task(caller())
+            for _ in scorers:
+                await replies.put(None)
     return writer.written

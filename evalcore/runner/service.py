@@ -7,6 +7,7 @@ command-line overrides, the engine settings, the sets), so `--resume` needs only
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -230,6 +231,9 @@ async def execute_run(
     )
     if run.status != "running":
         set_run_status(engine, run.id, "running")
+    # Everything alive now (the suite, imported modules) lives for the whole run: keep
+    # the cyclic collector from rescanning it on every full collection.
+    gc.freeze()
     started = time.perf_counter()
     status = "failed"
     try:
@@ -252,6 +256,7 @@ async def execute_run(
         )
         raise
     finally:
+        gc.unfreeze()
         set_run_status(engine, run.id, status)
         await target.aclose()
         if judge_client is not None:

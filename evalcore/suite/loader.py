@@ -159,6 +159,8 @@ class _SuiteLoader:
         self._report_duplicates()
         if scorecard_doc is not None:
             self._check_scorecard(scorecard_doc)
+        if scorecard is not None and scorecard.judge is None:
+            self._check_judge_configured()
         if self.issues or scorecard is None or owners is None:
             self.issues.sort(key=SuiteIssue.sort_key)
             raise SuiteError(self.issues)
@@ -286,6 +288,19 @@ class _SuiteLoader:
         if isinstance(budgets, dict):
             self._check_owner(
                 budgets.get("owner"), doc.file, doc.line("budgets", "owner"), "budgets.owner"
+            )
+
+    def _check_judge_configured(self) -> None:
+        """A `judge` expectation cannot be scored without a `judge:` endpoint."""
+        judged = [case.id for case in self.cases if case.expect.judge is not None]
+        if judged:
+            first = judged[0]
+            self.issue(
+                self.root / "scorecard.yaml",
+                None,
+                "judge",
+                f"{len(judged)} case(s) expect an LLM judge (first: {first!r} in "
+                f"{self.case_files[first]}) but scorecard.yaml has no judge: section",
             )
 
     def _check_owner(self, owner: object, file: Path, line: int | None, field: str) -> None:
