@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import orjson
@@ -24,7 +25,7 @@ def write_suite(
     cases: int,
     target_yaml: str,
     samples: int = 1,
-    expect: dict[str, object] | None = None,
+    expect: Mapping[str, object] | None = None,
     run_yaml: str = "{concurrency: 100, timeout_s: 30, retries: 2}",
 ) -> Path:
     """A suite of `cases` monitoring cases answered by `target_yaml` (a YAML mapping)."""

@@ -12,11 +12,18 @@ from typing import Annotated, NoReturn
 
 import click
 import typer
+from typer._click.exceptions import ClickException as TyperClickException
 
 from evalcore import aio
 from evalcore.exitcodes import ExitCode
 from evalcore.settings import get_settings
 from evalcore.suite import EvalSet, Suite, SuiteError, load_suite
+
+# typer vendors its own copy of click; its exceptions are not click's subclasses.
+_USAGE_ERRORS: tuple[type[click.ClickException] | type[TyperClickException], ...] = (
+    click.ClickException,
+    TyperClickException,
+)
 
 app = typer.Typer(
     name="evalcore",
@@ -43,7 +50,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
     from evalcore.console import err_console
 
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(int(code))
 
 
@@ -163,8 +170,12 @@ def run(
     engine = get_engine()
     try:
         if resume:
-            if sets or target_url or model or judge_url:
-                _fail("--resume continues a run as it was started; drop --set and the overrides")
+            overrides = (sets, target_url, model, judge_url, concurrency, rps, timeout, retries)
+            if any(o is not None for o in overrides) or release is not None:
+                _fail(
+                    "--resume continues a run with the settings it started with; "
+                    "drop --set, --release and the overrides"
+                )
             started = get_run(engine, resume)
             if started is None:
                 _fail(f"no run with id {resume!r} (see the id printed by `evalcore run`)")
@@ -172,9 +183,9 @@ def run(
             loaded = _load(suite or Path(started.suite_path))
             run_row = run_for_resume(engine, loaded, started.id)
             if run_row.status == "finished":
-                from evalcore.console import console
+                from evalcore.console import err_console
 
-                console.print(f"run {run_row.id[:12]} already finished; nothing to resume")
+                err_console.print(f"run {run_row.id[:12]} already finished; nothing to resume")
         else:
             loaded = _load(suite)
             request = RunRequest(
@@ -245,12 +256,12 @@ def reference_target(
 
 
 def main() -> None:
-    """Entry point: click's usage errors exit 3 (our usage/config code), not click's 2."""
+    """Entry point: usage errors exit 3 (our usage/config code), not click's 2."""
     try:
         code = app(standalone_mode=False)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort, KeyboardInterrupt):
         sys.exit(130)
-    except click.exceptions.ClickException as exc:
+    except _USAGE_ERRORS as exc:
         exc.show()
         sys.exit(int(ExitCode.USAGE))
     sys.exit(code if isinstance(code, int) else 0)

@@ -79,7 +79,8 @@ async def run_progress(counters: Counters, label: str) -> AsyncIterator[None]:
 def print_suite_error(error: SuiteError) -> None:
     err_console.print(f"[bold red]The suite is not valid[/] ({len(error.issues)} problem(s)):")
     for issue in error.issues:
-        err_console.print(f"  {issue}", markup=False, highlight=False)
+        # Never wrapped: CI log matchers and people grep for `file:line` on one line.
+        err_console.print(f"  {issue}", markup=False, highlight=False, soft_wrap=True)
     err_console.print("Nothing was loaded.")
 
 

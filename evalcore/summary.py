@@ -6,7 +6,7 @@ Errors are counted apart and never as failures: a pass rate is passed / (passed 
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 from sqlalchemy import case as sql_case
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
@@ -22,6 +22,7 @@ class SetSummary(BaseModel):
     failed: int
     errors: int
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def pass_rate(self) -> float | None:
         scored = self.passed + self.failed
@@ -49,10 +50,17 @@ class RunSummary(BaseModel):
     judge_cost_usd: float
     failures: list[FailureLine]
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def results(self) -> int:
         return sum(s.results for s in self.sets)
 
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def failed(self) -> int:
+        return sum(s.failed for s in self.sets)
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def errors(self) -> int:
         return sum(s.errors for s in self.sets)

@@ -21,6 +21,7 @@ SCORECARD: dict[str, Any] = {
     "route": "support-assistant",
     "owner": "ana",
     "target": {"kind": "openai_chat", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
+    "judge": {"base_url": "http://127.0.0.1:9/v1", "model": "judge"},
     "thresholds": {"blocking": {"min_pass_rate": 1.0}, "monitoring": {"min_pass_rate": 0.9}},
 }
 OWNERS: dict[str, Any] = {

@@ -31,7 +31,7 @@ def cli_env(tmp_path: Path, db_url: str) -> dict[str, str]:
     return env
 
 
-def evalcore(*args: str, env: dict[str, str], **kw: object) -> subprocess.CompletedProcess[str]:
+def evalcore(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "evalcore", *args],
         env=env,
@@ -39,7 +39,6 @@ def evalcore(*args: str, env: dict[str, str], **kw: object) -> subprocess.Comple
         text=True,
         timeout=180,
         check=False,
-        **kw,  # type: ignore[arg-type]
     )
 
 

@@ -124,7 +124,7 @@ def prepare_run(engine: Engine, suite: Suite, request: RunRequest) -> RunRow:
     scorecard = suite.scorecard
     config = override_target(scorecard.target, url=request.target_url, model=request.model)
     run_settings = scorecard.run
-    settings = {
+    settings: dict[str, Any] = {
         "concurrency": request.concurrency or run_settings.concurrency,
         "rps": request.rps if request.rps is not None else run_settings.rps,
         "timeout_s": request.timeout_s or run_settings.timeout_s,
@@ -135,6 +135,9 @@ def prepare_run(engine: Engine, suite: Suite, request: RunRequest) -> RunRow:
         "model": request.model,
         "judge_url": request.judge_url,
     }
+    # A target that cannot be built (missing key variable, bad callable) stops here,
+    # before a run row exists that nothing would ever close.
+    build_target(config, concurrency=settings["concurrency"], timeout_s=settings["timeout_s"])
     cases = suite.select(sets=request.sets)
     if not cases:
         names = ", ".join(s.value for s in request.sets)
