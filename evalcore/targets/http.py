@@ -272,7 +272,9 @@ class Endpoint:
         "_method",
         "_request_headers",
         "_secrets",
+        "_timeout_s",
         "_transport",
+        "_url_text",
         "url",
     )
 
@@ -306,9 +308,31 @@ class Endpoint:
         # redirect or auth handling, and skipping it is most of the per-request CPU.
         self._request_headers = httpx.Headers(resolved)
         self._extensions = {"timeout": httpx.Timeout(timeout_s).as_dict()}
+        self._url_text = str(self.url)
+        self._timeout_s = timeout_s
 
-    async def send(self, body: bytes) -> httpx.Response:
-        """POST (or PUT) `body` and return the 2xx response, or raise a `TargetError`."""
+    async def send(self, body: bytes) -> bytes:
+        """POST (or PUT) `body` and return the body of the 2xx reply, or raise a `TargetError`."""
+        transport = self._transport
+        if isinstance(transport, BufferedAiohttpTransport):
+            try:
+                status, raw_headers, content = await transport.exchange(
+                    self._method,
+                    self._url_text,
+                    self._headers,
+                    body,
+                    transport.deadline(self._timeout_s),
+                )
+            except Exception as exc:
+                raise classify_http_error(exc, redact=self._secrets) from exc
+            if 200 <= status < 300:
+                return content
+            # Only a reply that is an error is worth httpx's full response object.
+            check_status(
+                httpx.Response(status, headers=raw_headers, content=content),
+                redact=self._secrets,
+            )
+            raise AssertionError("check_status raises for every non-2xx status")
         try:
             if self._transport is not None:
                 request = httpx.Request(
@@ -328,7 +352,7 @@ class Endpoint:
         except Exception as exc:
             raise classify_http_error(exc, redact=self._secrets) from exc
         check_status(response, redact=self._secrets)
-        return response
+        return response.content
 
     @property
     def enforces_deadline(self) -> bool:

@@ -131,8 +131,7 @@ class HttpJsonTarget:
 
     async def __call__(self, case_input: dict[str, Any]) -> Reply:
         body = _render(self._template, template_variables(case_input, self.model))
-        response = await self._endpoint.send(body)
-        return self.parse(response.content)
+        return self.parse(await self._endpoint.send(body))
 
     def parse(self, content: bytes) -> Reply:
         """The reply body as a `Reply`, by the configured paths."""

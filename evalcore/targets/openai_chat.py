@@ -180,8 +180,7 @@ class OpenAIChatTarget:
 
     async def __call__(self, case_input: dict[str, Any]) -> Reply:
         body = build_chat_body(case_input, self._request_model, self._params)
-        response = await self._endpoint.send(orjson.dumps(body))
-        return parse_chat_completion(response.content)
+        return parse_chat_completion(await self._endpoint.send(orjson.dumps(body)))
 
     async def aclose(self) -> None:
         await self._endpoint.aclose()
