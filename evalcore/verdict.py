@@ -1,0 +1,252 @@
+"""A run against the scorecard: pass, fail or inconclusive, with one line per criterion.
+
+Errors are never failures. A case whose samples all errored has no quality result; when
+errors exceed the scorecard's error budget, or a criterion cannot be measured (a critical
+case that only errored, a set with nothing scored), the verdict is inconclusive, never
+pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from evalcore.store.repository import CASE_TABLE, RESULT_TABLE, get_run
+from evalcore.suite.scorecard import SampleRule, Scorecard
+
+
+class Verdict(StrEnum):
+    passed = "pass"
+    failed = "fail"
+    inconclusive = "inconclusive"
+
+
+@dataclass(frozen=True)
+class SampleResult:
+    passed: bool | None  # None: the sample is an error
+    latency_ms: float | None
+    cost_usd: float
+    judge_cost_usd: float
+
+
+@dataclass(frozen=True)
+class CaseResults:
+    """All samples of one case in a run, with what the verdict needs to know of the case."""
+
+    case_id: str
+    set: str
+    severity: str
+    tags: tuple[str, ...]
+    samples: tuple[SampleResult, ...]
+
+    @property
+    def scored(self) -> list[bool]:
+        return [s.passed for s in self.samples if s.passed is not None]
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for s in self.samples if s.passed is None)
+
+    @property
+    def flaky(self) -> bool:
+        """Mixed results at a fixed dataset version and target."""
+        scored = self.scored
+        return bool(scored) and any(scored) and not all(scored)
+
+
+def case_passed(case: CaseResults, rule: SampleRule) -> bool | None:
+    """How the samples combine (the scorecard's `samples` rule); None when nothing scored.
+
+    With `all`, an errored sample leaves the case undecided unless another sample already
+    failed it. With `at_least m`, m is capped at the samples the case has.
+    """
+    scored = case.scored
+    if rule.mode == "all":
+        if not all(scored):
+            return False
+        return None if case.errors or not scored else True
+    needed = min(rule.min_passes or 1, len(case.samples))
+    passes = sum(scored)
+    if passes >= needed:
+        return True
+    if passes + case.errors >= needed:
+        return None  # the errored samples could still have made it
+    return False
+
+
+@dataclass(frozen=True)
+class Criterion:
+    name: str
+    threshold: str
+    measured: str
+    held: bool | None  # None: could not be measured
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class RunVerdict:
+    verdict: Verdict
+    criteria: list[Criterion]
+    flaky: list[str] = field(default_factory=list)
+    reason: str = ""
+    judge_cost_usd: float = 0.0
+
+    @property
+    def failed_criteria(self) -> list[Criterion]:
+        return [c for c in self.criteria if c.held is False]
+
+
+def _rate_criterion(
+    name: str, cases: Sequence[CaseResults], minimum: float, rule: SampleRule
+) -> Criterion:
+    outcomes = [case_passed(c, rule) for c in cases]
+    decided = [o for o in outcomes if o is not None]
+    if not decided:
+        return Criterion(name, f">= {minimum:.1%}", "nothing scored", None, "every case errored")
+    rate = sum(decided) / len(decided)
+    failing = sorted(c.case_id for c, o in zip(cases, outcomes, strict=True) if o is False)
+    detail = (
+        ("failed: " + ", ".join(failing[:10]) + (" ..." if len(failing) > 10 else ""))
+        if failing
+        else ""
+    )
+    undecided = len(outcomes) - len(decided)
+    if undecided:
+        detail = (detail + "; " if detail else "") + f"{undecided} case(s) undecided by errors"
+    return Criterion(
+        name,
+        f">= {minimum:.1%}",
+        f"{rate:.1%} ({sum(decided)}/{len(decided)})",
+        rate >= minimum,
+        detail,
+    )
+
+
+def judge(cases: Iterable[CaseResults], scorecard: Scorecard) -> RunVerdict:
+    """The verdict of a run's case results against the scorecard."""
+    cases = list(cases)
+    rule = scorecard.samples
+    criteria: list[Criterion] = []
+    samples = [s for c in cases for s in c.samples]
+    total = len(samples)
+    errors = sum(1 for s in samples if s.passed is None)
+    budgets = scorecard.budgets
+    error_rate = errors / total if total else 1.0
+    criteria.append(
+        Criterion(
+            "error rate",
+            f"<= {budgets.max_error_rate:.1%}",
+            f"{error_rate:.1%} ({errors}/{total})",
+            error_rate <= budgets.max_error_rate if total else None,
+            "errors are target problems, never counted as failures",
+        )
+    )
+    present_sets = sorted({c.set for c in cases})
+    for set_name in present_sets:
+        threshold = scorecard.thresholds.get(set_name)
+        if threshold is not None:
+            in_set = [c for c in cases if c.set == set_name]
+            criteria.append(
+                _rate_criterion(f"set {set_name} pass rate", in_set, threshold.min_pass_rate, rule)
+            )
+    for tag, threshold in sorted(scorecard.tag_thresholds.items()):
+        tagged = [c for c in cases if tag in c.tags]
+        if tagged:
+            criteria.append(
+                _rate_criterion(f"tag {tag} pass rate", tagged, threshold.min_pass_rate, rule)
+            )
+    for case in sorted((c for c in cases if c.severity == "critical"), key=lambda c: c.case_id):
+        outcome = case_passed(case, rule)
+        measured = {True: "passed", False: "failed", None: "errored"}[outcome]
+        criteria.append(Criterion(f"critical case {case.case_id}", "passes", measured, outcome))
+    latencies = np.array([s.latency_ms for s in samples if s.latency_ms is not None], dtype=float)
+    for label, q, limit in (
+        ("p50", 50, budgets.latency_p50_ms),
+        ("p95", 95, budgets.latency_p95_ms),
+    ):
+        if limit is None:
+            continue
+        if latencies.size == 0:
+            criteria.append(
+                Criterion(f"latency {label}", f"<= {limit:g} ms", "no successful call", None)
+            )
+            continue
+        value = float(np.percentile(latencies, q))
+        criteria.append(
+            Criterion(f"latency {label}", f"<= {limit:g} ms", f"{value:.0f} ms", value <= limit)
+        )
+    cost = sum(s.cost_usd for s in samples)
+    judge_cost = sum(s.judge_cost_usd for s in samples)
+    if budgets.cost_per_case_usd is not None:
+        mean = cost / len(cases) if cases else 0.0
+        criteria.append(
+            Criterion(
+                "cost per case (mean)",
+                f"<= ${budgets.cost_per_case_usd:g}",
+                f"${mean:.6f}",
+                mean <= budgets.cost_per_case_usd,
+                f"judge ${judge_cost:.6f} apart",
+            )
+        )
+    if budgets.cost_per_run_usd is not None:
+        criteria.append(
+            Criterion(
+                "cost per run",
+                f"<= ${budgets.cost_per_run_usd:g}",
+                f"${cost:.4f}",
+                cost <= budgets.cost_per_run_usd,
+                f"judge ${judge_cost:.4f} apart",
+            )
+        )
+    flaky = sorted(c.case_id for c in cases if c.flaky)
+    if criteria[0].held is False:
+        verdict, reason = (
+            Verdict.inconclusive,
+            (
+                f"target errors {error_rate:.1%} exceed the error budget {budgets.max_error_rate:.1%}: "
+                "the run says nothing about quality"
+            ),
+        )
+    elif any(c.held is False for c in criteria):
+        names = ", ".join(c.name for c in criteria if c.held is False)
+        verdict, reason = Verdict.failed, f"failed: {names}"
+    elif any(c.held is None for c in criteria):
+        names = ", ".join(c.name for c in criteria if c.held is None)
+        verdict, reason = Verdict.inconclusive, f"could not be measured: {names}"
+    else:
+        verdict, reason = Verdict.passed, "every criterion held"
+    return RunVerdict(verdict, criteria, flaky, reason, judge_cost)
+
+
+def load_case_results(engine: Engine, run_id: str) -> list[CaseResults]:
+    """A run's results grouped by case, with set, severity and tags as in its dataset."""
+    run = get_run(engine, run_id)
+    if run is None:
+        raise KeyError(run_id)
+    r, c = RESULT_TABLE.c, CASE_TABLE.c
+    with engine.connect() as conn:
+        meta = {
+            row.case_id: (row.severity, tuple(row.tags))
+            for row in conn.execute(
+                select(c.case_id, c.severity, c.tags).where(c.dataset_hash == run.dataset_hash)
+            )
+        }
+        grouped: dict[str, tuple[str, list[SampleResult]]] = {}
+        for row in conn.execute(
+            select(r.case_id, r.set, r.passed, r.latency_ms, r.cost_usd, r.judge_cost_usd)
+            .where(r.run_id == run.id)
+            .order_by(r.case_id, r.sample)
+        ):
+            entry = grouped.setdefault(row.case_id, (row.set, []))
+            entry[1].append(
+                SampleResult(row.passed, row.latency_ms, row.cost_usd, row.judge_cost_usd)
+            )
+    return [
+        CaseResults(case_id, set_name, *meta.get(case_id, ("medium", ())), tuple(samples))
+        for case_id, (set_name, samples) in grouped.items()
+    ]
