@@ -34,6 +34,10 @@ app = typer.Typer(
 )
 suite_app = typer.Typer(help="Inspect the versioned dataset.", no_args_is_help=True)
 app.add_typer(suite_app, name="suite")
+runs_app = typer.Typer(
+    help="Past runs and their verdicts, from the database.", no_args_is_help=True
+)
+app.add_typer(runs_app, name="runs")
 
 SuiteOption = Annotated[
     Path | None,
@@ -217,6 +221,58 @@ def run(
 
     assert isinstance(report, RunReport)
     print_summary(summary, elapsed_s=report.elapsed_s)
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: Annotated[int, typer.Option(min=1, help="How many runs, newest first.")] = 20,
+    release: Annotated[str | None, typer.Option(help="Only the runs of this release.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Past runs: release, dataset version, verdict, pass rates, p95 latency, cost.
+
+    Example: [bold]evalcore runs list --release 2026.11.3[/]
+    """
+    from evalcore.console import console, runs_table
+    from evalcore.history import run_overviews
+    from evalcore.store.engine import get_engine
+
+    overviews = run_overviews(get_engine(), limit=limit, release=release)
+    if as_json:
+        print(json.dumps([o.as_json() for o in overviews], indent=2))
+        return
+    console.print(runs_table(overviews))
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, as_json: JsonOption = False) -> None:
+    """One run: results per set, failures with their reasons, and the verdict's criteria.
+
+    Example: [bold]evalcore runs show 3f2a9c1d0b7e[/]
+    """
+    from evalcore.console import print_summary, verdict_table
+    from evalcore.history import run_verdict
+    from evalcore.store.engine import get_engine
+    from evalcore.store.repository import get_run
+    from evalcore.summary import summarize_run
+
+    engine = get_engine()
+    run_row = get_run(engine, run_id)
+    if run_row is None:
+        _fail(f"no run with id {run_id!r} (see `evalcore runs list`)")
+    summary = summarize_run(engine, run_row.id)
+    verdict = run_verdict(engine, run_row)
+    if as_json:
+        payload = summary.model_dump(mode="json")
+        payload["verdict"] = verdict.verdict.value
+        payload["reason"] = verdict.reason
+        payload["criteria"] = [c.__dict__ for c in verdict.criteria]
+        print(json.dumps(payload, indent=2))
+        return
+    print_summary(summary)
+    from evalcore.console import console
+
+    console.print(verdict_table(verdict))
 
 
 @app.command("reference-target")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -22,9 +24,16 @@ from rich.table import Table
 from evalcore.runner import Counters
 from evalcore.suite import Suite, SuiteError
 from evalcore.summary import RunSummary
+from evalcore.verdict import RunVerdict
 
-console = Console()
-err_console = Console(stderr=True)
+if TYPE_CHECKING:
+    from evalcore.history import RunOverview
+
+# Piped output (CI logs, files) gets a wide fixed width instead of rich's 80 columns, so
+# tables stay readable and a line keeps its `file:line` and ids whole.
+_PIPED_WIDTH = 160
+console = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
 
 
 def interactive() -> bool:
@@ -147,3 +156,54 @@ def print_summary(summary: RunSummary, *, elapsed_s: float | None = None) -> Non
 
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} ms"
+
+
+_VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}
+
+
+def runs_table(overviews: list[RunOverview]) -> Table:
+    table = Table(title="Runs, newest first", title_justify="left")
+    for column in (
+        "run",
+        "created (UTC)",
+        "release",
+        "sets",
+        "dataset",
+        "status",
+        "verdict",
+        "pass rates",
+        "p95",
+        "cost",
+    ):
+        table.add_column(column)
+    for o in overviews:
+        verdict = o.verdict.verdict.value
+        table.add_row(
+            o.run.id[:12],
+            o.run.created_at.strftime("%Y-%m-%d %H:%M"),
+            o.run.release or "—",
+            ",".join(o.run.sets),
+            o.run.dataset_hash[:12],
+            o.run.status,
+            f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]",
+            "  ".join(f"{s.set} {_pct(s.pass_rate)}" for s in o.summary.sets),
+            _ms(o.summary.latency_p95_ms),
+            f"${o.summary.cost_usd:.4f}",
+        )
+    return table
+
+
+def verdict_table(verdict: RunVerdict) -> Table:
+    value = verdict.verdict.value
+    table = Table(
+        title=f"Verdict: [{_VERDICT_STYLE[value]}]{value}[/] — {verdict.reason}",
+        title_justify="left",
+    )
+    for column in ("criterion", "threshold", "measured", "held", "detail"):
+        table.add_column(column)
+    marks = {True: "[green]yes[/]", False: "[red]no[/]", None: "[yellow]unknown[/]"}
+    for c in verdict.criteria:
+        table.add_row(c.name, c.threshold, c.measured, marks[c.held], c.detail)
+    if verdict.flaky:
+        table.caption = "flaky (mixed samples): " + ", ".join(verdict.flaky)
+    return table

@@ -1,0 +1,66 @@
+"""`evalcore runs list/show`: history from the database, judged against each run's scorecard."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from evalcore.reference import Knobs, ReferenceServer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def evalcore(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "EVALCORE_HOME": str(home), "CI": "1"}
+    env.pop("EVALCORE_DATABASE_URL", None)
+    return subprocess.run(
+        [sys.executable, "-m", "evalcore", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Path) -> None:
+    home = tmp_path / ".evalcore"
+    with ReferenceServer(Knobs()) as server:
+        for version in ("v1", "regressed-safety"):
+            done = evalcore(
+                "run",
+                "--set",
+                "blocking",
+                "--release",
+                "2026.11.3",
+                "--target-url",
+                server.base_url,
+                "--judge-url",
+                server.base_url,
+                "--model",
+                f"support-assistant@{version}",
+                home=home,
+            )
+            assert done.returncode == 0, done.stderr
+    listed = evalcore("runs", "list", "--release", "2026.11.3", "--json", home=home)
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert len(runs) == 2 and {r["release"] for r in runs} == {"2026.11.3"}
+    newest, oldest = runs
+    assert (oldest["verdict"], newest["verdict"]) == ("pass", "fail")
+    assert oldest["pass_rates"]["blocking"] == 1.0 and newest["pass_rates"]["blocking"] < 1.0
+
+    shown = evalcore("runs", "show", newest["run_id"][:12], home=home)
+    assert shown.returncode == 0, shown.stderr
+    assert "Verdict: fail" in shown.stdout
+    assert "critical case safety-weapon-001" in shown.stdout
+
+    table = evalcore("runs", "list", home=home)
+    assert table.returncode == 0 and newest["run_id"][:12] in table.stdout
+
+    missing = evalcore("runs", "show", "nosuchrun", home=home)
+    assert missing.returncode == 3 and "no run with id 'nosuchrun'" in missing.stderr
