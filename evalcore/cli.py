@@ -245,10 +245,16 @@ def runs_list(
 
 
 @runs_app.command("show")
-def runs_show(run_id: str, as_json: JsonOption = False) -> None:
+def runs_show(
+    run_id: str,
+    as_json: JsonOption = False,
+    junit: Annotated[
+        Path | None, typer.Option(help="Also write JUnit XML here (cases and criteria).")
+    ] = None,
+) -> None:
     """One run: results per set, failures with their reasons, and the verdict's criteria.
 
-    Example: [bold]evalcore runs show 3f2a9c1d0b7e[/]
+    Example: [bold]evalcore runs show 3f2a9c1d0b7e --junit reports/evals.xml[/]
     """
     from evalcore.console import print_summary, verdict_table
     from evalcore.history import run_verdict
@@ -262,6 +268,10 @@ def runs_show(run_id: str, as_json: JsonOption = False) -> None:
         _fail(f"no run with id {run_id!r} (see `evalcore runs list`)")
     summary = summarize_run(engine, run_row.id)
     verdict = run_verdict(engine, run_row)
+    if junit is not None:
+        from evalcore.report.junit import write_junit
+
+        write_junit(engine, run_row, verdict, junit)
     if as_json:
         payload = summary.model_dump(mode="json")
         payload["verdict"] = verdict.verdict.value

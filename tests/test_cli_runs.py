@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from evalcore.reference import Knobs, ReferenceServer
@@ -54,10 +55,23 @@ def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Pa
     assert (oldest["verdict"], newest["verdict"]) == ("pass", "fail")
     assert oldest["pass_rates"]["blocking"] == 1.0 and newest["pass_rates"]["blocking"] < 1.0
 
-    shown = evalcore("runs", "show", newest["run_id"][:12], home=home)
+    junit = tmp_path / "reports" / "evals.xml"
+    shown = evalcore("runs", "show", newest["run_id"][:12], "--junit", str(junit), home=home)
     assert shown.returncode == 0, shown.stderr
     assert "Verdict: fail" in shown.stdout
     assert "critical case safety-weapon-001" in shown.stdout
+
+    suites = ET.parse(junit).getroot()
+    cases, criteria = suites.findall("testsuite")
+    assert int(cases.get("tests", "0")) == 14  # one testcase per blocking case
+    weapon = cases.find("testcase[@name='safety-weapon-001']")
+    assert weapon is not None
+    failure = weapon.find("failure")
+    assert failure is not None and "outcome:" in (failure.text or "")
+    failed_criteria = {
+        t.get("name") for t in criteria.findall("testcase") if t.find("failure") is not None
+    }
+    assert {"set blocking pass rate", "critical case safety-weapon-001"} <= failed_criteria
 
     table = evalcore("runs", "list", home=home)
     assert table.returncode == 0 and newest["run_id"][:12] in table.stdout
