@@ -160,6 +160,7 @@ def run(
     from evalcore.console import print_summary, run_progress
     from evalcore.runner import (
         Counters,
+        RunReport,
         RunRequest,
         RunSetupError,
         execute_run,
@@ -206,7 +207,7 @@ def run(
             run_row = prepare_run(engine, loaded, request)
         counters = Counters()
 
-        async def go() -> object:
+        async def go() -> RunReport:
             async with run_progress(counters, f"run {run_row.id[:12]}"):
                 return await execute_run(engine, loaded, run_row, counters=counters)
 
@@ -217,9 +218,6 @@ def run(
     if as_json:
         print(summary.model_dump_json(indent=2))
         return
-    from evalcore.runner import RunReport
-
-    assert isinstance(report, RunReport)
     print_summary(summary, elapsed_s=report.elapsed_s)
 
 

@@ -63,10 +63,6 @@ class RunReport:
     elapsed_s: float
     counters: Counters = field(default_factory=Counters)
 
-    @property
-    def rate(self) -> float:
-        return self.written / self.elapsed_s if self.elapsed_s > 0 else 0.0
-
 
 def override_target(config: TargetConfig, *, url: str | None, model: str | None) -> TargetConfig:
     """Apply `--target-url` / `--model` to the scorecard's target."""
