@@ -249,6 +249,9 @@ def runs_show(
     junit: Annotated[
         Path | None, typer.Option(help="Also write JUnit XML here (cases and criteria).")
     ] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Also write the HTML report here (works offline).")
+    ] = None,
 ) -> None:
     """One run: results per set, failures with their reasons, and the verdict's criteria.
 
@@ -270,6 +273,10 @@ def runs_show(
         from evalcore.report.junit import write_junit
 
         write_junit(engine, run_row, verdict, junit)
+    if report is not None:
+        from evalcore.report.html import write_report
+
+        write_report(engine, run_row, summary, verdict, report)
     if as_json:
         payload = summary.model_dump(mode="json")
         payload["verdict"] = verdict.verdict.value

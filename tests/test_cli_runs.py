@@ -56,11 +56,26 @@ def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Pa
     assert oldest["pass_rates"]["blocking"] == 1.0 and newest["pass_rates"]["blocking"] < 1.0
 
     junit = tmp_path / "reports" / "evals.xml"
-    shown = evalcore("runs", "show", newest["run_id"][:12], "--junit", str(junit), home=home)
+    report = tmp_path / "reports" / "evals.html"
+    shown = evalcore(
+        "runs",
+        "show",
+        newest["run_id"][:12],
+        "--junit",
+        str(junit),
+        "--report",
+        str(report),
+        home=home,
+    )
     assert shown.returncode == 0, shown.stderr
     assert "Verdict: fail" in shown.stdout
     assert "critical case safety-weapon-001" in shown.stdout
 
+    html = report.read_text()
+    assert "FAIL" in html and "safety-weapon-001" in html and "Why it failed" in html
+    assert html.count("<svg") == 2 and "http://" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', ""
+    )  # histograms inline, nothing fetched
     suites = ET.parse(junit).getroot()
     cases, criteria = suites.findall("testsuite")
     assert int(cases.get("tests", "0")) == 14  # one testcase per blocking case

@@ -1,0 +1,112 @@
+"""The HTML report of a run: verdict, criteria, failed cases with input, expectation,
+output and reasons, and latency and cost histograms as inline SVG.
+
+Self-contained on purpose: no script, font or stylesheet is fetched, so the file opens
+from a CI artifact store or an e-mail with no network.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from evalcore.rendering import render
+from evalcore.store.repository import CASE_TABLE, results_for_run
+from evalcore.store.tables import RunRow
+from evalcore.summary import RunSummary
+from evalcore.verdict import RunVerdict
+
+_FAILED_CASES_SHOWN = 200
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    width: float
+    height: float
+    label: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Histogram:
+    title: str
+    unit: str
+    bars: list[Bar]
+    max_count: int
+
+
+def histogram(values: list[float], *, title: str, unit: str, bins: int = 20) -> Histogram:
+    """Bars laid out in a 400 x 120 box, for the template to draw as SVG rects."""
+    if not values:
+        return Histogram(title, unit, [], 0)
+    counts, edges = np.histogram(np.asarray(values, dtype=float), bins=bins)
+    top = int(counts.max()) or 1
+    width = 400 / len(counts)
+    bars = [
+        Bar(
+            x=i * width,
+            width=max(width - 1, 1),
+            height=120 * int(count) / top,
+            label=f"{edges[i]:.4g}–{edges[i + 1]:.4g} {unit}",
+            count=int(count),
+        )
+        for i, count in enumerate(counts)
+    ]
+    return Histogram(title, unit, bars, top)
+
+
+def render_report(engine: Engine, run: RunRow, summary: RunSummary, verdict: RunVerdict) -> str:
+    rows = results_for_run(engine, run.id)
+    with engine.connect() as conn:
+        bodies: dict[str, dict[str, Any]] = {
+            case_id: body
+            for case_id, body in conn.execute(
+                select(CASE_TABLE.c.case_id, CASE_TABLE.c.body).where(
+                    CASE_TABLE.c.dataset_hash == run.dataset_hash
+                )
+            )
+        }
+    failed = [r for r in rows if r.passed is False][:_FAILED_CASES_SHOWN]
+    return render(
+        "report.html.j2",
+        run=run,
+        summary=summary,
+        verdict=verdict,
+        failed=[
+            {
+                "row": r,
+                "case": bodies.get(r.case_id, {}),
+                "reasons": [
+                    f"{name}: {score.get('reason', '')}"
+                    for name, score in (r.scores or {}).items()
+                    if not score.get("passed")
+                ],
+            }
+            for r in failed
+        ],
+        errors=[r for r in rows if r.passed is None][:_FAILED_CASES_SHOWN],
+        latency=histogram(
+            [r.latency_ms for r in rows if r.latency_ms is not None], title="Latency", unit="ms"
+        ),
+        cost=histogram(
+            [r.cost_usd for r in rows if r.passed is not None], title="Cost per call", unit="USD"
+        ),
+    )
+
+
+def write_report(
+    engine: Engine, run: RunRow, summary: RunSummary, verdict: RunVerdict, path: Path
+) -> Path:
+    """Write the report to `path` atomically."""
+    html = render_report(engine, run, summary, verdict)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(html, encoding="utf-8")
+    partial.replace(path)
+    return path
