@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ import yaml
 
 from evalcore.reference import ReferenceServer
 from evalcore.reference.server import free_port
+from tests.cli_helpers import evalcore
 
 EVALS = Path(__file__).resolve().parents[1] / "evals"
 SECRET = "sk-test-SECRET123"
@@ -30,24 +29,6 @@ BLOCKING_RESULTS = 16  # 14 cases
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def evalcore(
-    *args: str, cwd: Path, home: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """`python -m evalcore ARGS` in `cwd`, with its own EVALCORE_HOME and nothing else set."""
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("EVALCORE_")}
-    environ["EVALCORE_HOME"] = str(home)
-    environ.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "evalcore", *args],
-        cwd=cwd,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def flat(text: str) -> str:

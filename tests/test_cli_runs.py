@@ -3,29 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from evalcore.reference import Knobs, ReferenceServer
+from tests.cli_helpers import evalcore
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def evalcore(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "EVALCORE_HOME": str(home), "CI": "1"}
-    env.pop("EVALCORE_DATABASE_URL", None)
-    return subprocess.run(
-        [sys.executable, "-m", "evalcore", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Path) -> None:
@@ -44,10 +28,11 @@ def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Pa
                 server.base_url,
                 "--model",
                 f"support-assistant@{version}",
+                cwd=ROOT,
                 home=home,
             )
             assert done.returncode == 0, done.stderr
-    listed = evalcore("runs", "list", "--release", "2026.11.3", "--json", home=home)
+    listed = evalcore("runs", "list", "--release", "2026.11.3", "--json", cwd=ROOT, home=home)
     assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
     assert len(runs) == 2 and {r["release"] for r in runs} == {"2026.11.3"}
@@ -65,6 +50,7 @@ def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Pa
         str(junit),
         "--report",
         str(report),
+        cwd=ROOT,
         home=home,
     )
     assert shown.returncode == 0, shown.stderr
@@ -88,8 +74,8 @@ def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Pa
     }
     assert {"set blocking pass rate", "critical case safety-weapon-001"} <= failed_criteria
 
-    table = evalcore("runs", "list", home=home)
+    table = evalcore("runs", "list", cwd=ROOT, home=home)
     assert table.returncode == 0 and newest["run_id"][:12] in table.stdout
 
-    missing = evalcore("runs", "show", "nosuchrun", home=home)
+    missing = evalcore("runs", "show", "nosuchrun", cwd=ROOT, home=home)
     assert missing.returncode == 3 and "no run with id 'nosuchrun'" in missing.stderr
