@@ -127,6 +127,59 @@ def _rate_criterion(
     )
 
 
+def _latency_criteria(
+    prefix: str, samples: Sequence[SampleResult], p50_ms: float | None, p95_ms: float | None
+) -> list[Criterion]:
+    """`latency p50` and `latency p95` over these samples' successful calls, where limited."""
+    latencies = np.array([s.latency_ms for s in samples if s.latency_ms is not None], dtype=float)
+    criteria: list[Criterion] = []
+    for label, q, limit in (("p50", 50, p50_ms), ("p95", 95, p95_ms)):
+        if limit is None:
+            continue
+        name, threshold = f"{prefix}latency {label}", f"<= {limit:g} ms"
+        if latencies.size == 0:
+            criteria.append(Criterion(name, threshold, "no successful call", None))
+            continue
+        value = float(np.percentile(latencies, q))
+        criteria.append(Criterion(name, threshold, f"{value:.0f} ms", value <= limit))
+    return criteria
+
+
+def _cost_criteria(
+    prefix: str,
+    case_count: int,
+    samples: Sequence[SampleResult],
+    per_case_usd: float | None,
+    per_run_usd: float | None,
+) -> list[Criterion]:
+    """`cost per case (mean)` and `cost per run` of these samples, where limited; judge apart."""
+    cost = sum(s.cost_usd for s in samples)
+    judge_cost = sum(s.judge_cost_usd for s in samples)
+    criteria: list[Criterion] = []
+    if per_case_usd is not None:
+        mean = cost / case_count if case_count else 0.0
+        criteria.append(
+            Criterion(
+                f"{prefix}cost per case (mean)",
+                f"<= ${per_case_usd:g}",
+                f"${mean:.6f}",
+                mean <= per_case_usd,
+                f"judge ${judge_cost:.6f} apart",
+            )
+        )
+    if per_run_usd is not None:
+        criteria.append(
+            Criterion(
+                f"{prefix}cost per run",
+                f"<= ${per_run_usd:g}",
+                f"${cost:.4f}",
+                cost <= per_run_usd,
+                f"judge ${judge_cost:.4f} apart",
+            )
+        )
+    return criteria
+
+
 def judge(cases: Iterable[CaseResults], scorecard: Scorecard) -> RunVerdict:
     """The verdict of a run's case results against the scorecard."""
     cases = list(cases)
@@ -164,45 +217,28 @@ def judge(cases: Iterable[CaseResults], scorecard: Scorecard) -> RunVerdict:
         outcome = case_passed(case, rule)
         measured = {True: "passed", False: "failed", None: "errored"}[outcome]
         criteria.append(Criterion(f"critical case {case.case_id}", "passes", measured, outcome))
-    latencies = np.array([s.latency_ms for s in samples if s.latency_ms is not None], dtype=float)
-    for label, q, limit in (
-        ("p50", 50, budgets.latency_p50_ms),
-        ("p95", 95, budgets.latency_p95_ms),
-    ):
-        if limit is None:
+    criteria += _latency_criteria("", samples, budgets.latency_p50_ms, budgets.latency_p95_ms)
+    criteria += _cost_criteria(
+        "", len(cases), samples, budgets.cost_per_case_usd, budgets.cost_per_run_usd
+    )
+    for set_name in present_sets:
+        set_budget = budgets.sets.get(set_name)
+        if set_budget is None:
             continue
-        if latencies.size == 0:
-            criteria.append(
-                Criterion(f"latency {label}", f"<= {limit:g} ms", "no successful call", None)
-            )
-            continue
-        value = float(np.percentile(latencies, q))
-        criteria.append(
-            Criterion(f"latency {label}", f"<= {limit:g} ms", f"{value:.0f} ms", value <= limit)
+        in_set = [c for c in cases if c.set == set_name]
+        set_samples = [s for c in in_set for s in c.samples]
+        prefix = f"set {set_name} "
+        criteria += _latency_criteria(
+            prefix, set_samples, set_budget.latency_p50_ms, set_budget.latency_p95_ms
         )
-    cost = sum(s.cost_usd for s in samples)
+        criteria += _cost_criteria(
+            prefix,
+            len(in_set),
+            set_samples,
+            set_budget.cost_per_case_usd,
+            set_budget.cost_per_run_usd,
+        )
     judge_cost = sum(s.judge_cost_usd for s in samples)
-    if budgets.cost_per_case_usd is not None:
-        mean = cost / len(cases) if cases else 0.0
-        criteria.append(
-            Criterion(
-                "cost per case (mean)",
-                f"<= ${budgets.cost_per_case_usd:g}",
-                f"${mean:.6f}",
-                mean <= budgets.cost_per_case_usd,
-                f"judge ${judge_cost:.6f} apart",
-            )
-        )
-    if budgets.cost_per_run_usd is not None:
-        criteria.append(
-            Criterion(
-                "cost per run",
-                f"<= ${budgets.cost_per_run_usd:g}",
-                f"${cost:.4f}",
-                cost <= budgets.cost_per_run_usd,
-                f"judge ${judge_cost:.4f} apart",
-            )
-        )
     flaky = sorted(c.case_id for c in cases if c.flaky)
     if criteria[0].held is False:
         verdict, reason = (

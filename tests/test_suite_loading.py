@@ -442,6 +442,42 @@ def test_threshold_for_a_set_that_does_not_exist(tmp_path: Path) -> None:
     ]
 
 
+def test_budget_for_a_set_that_does_not_exist(tmp_path: Path) -> None:
+    bad = SCORECARD.replace("budgets:\n", "budgets:\n  sets:\n    gating: {latency_p95_ms: 100}\n")
+    assert "    gating: {latency_p95_ms: 100}\n  latency_p95_ms: 4000\n" in bad
+    root = write_suite(tmp_path, scorecard=bad)
+    assert problems(root) == [
+        f"{root / 'scorecard.yaml'}:{line_of(bad, 'gating')}: budgets.sets.gating: "
+        "budget for a set that does not exist: 'gating' (sets: blocking, monitoring, backlog)"
+    ]
+
+
+def test_budgets_for_real_sets_load(tmp_path: Path) -> None:
+    good = SCORECARD.replace(
+        "budgets:\n",
+        "budgets:\n  sets:\n    monitoring: {latency_p95_ms: 6000, cost_per_run_usd: 1}\n",
+    )
+    suite = load_suite(write_suite(tmp_path, scorecard=good))
+    monitoring = suite.scorecard.budgets.sets["monitoring"]
+    assert monitoring.latency_p95_ms == 6000 and monitoring.cost_per_run_usd == 1
+    assert monitoring.latency_p50_ms is None
+
+
+def test_budgets_sets_count_in_the_scorecard_version_only_when_given(tmp_path: Path) -> None:
+    """An empty `budgets.sets` is left out of the hashed dump, so older runs still resume."""
+    plain = load_suite(write_suite(tmp_path / "plain"))
+    assert plain.scorecard.budgets.sets == {}
+    assert "sets" not in plain.scorecard.model_dump(mode="json")["budgets"]
+    spelled = SCORECARD.replace("budgets:\n", "budgets:\n  sets: {}\n")
+    assert load_suite(write_suite(tmp_path / "spelled", scorecard=spelled)).scorecard_version == (
+        plain.scorecard_version
+    )
+    limited = SCORECARD.replace("budgets:\n", "budgets:\n  sets: {blocking: {latency_p95_ms: 1}}\n")
+    assert load_suite(write_suite(tmp_path / "limited", scorecard=limited)).scorecard_version != (
+        plain.scorecard_version
+    )
+
+
 def test_tag_threshold_for_a_tag_no_case_carries(tmp_path: Path) -> None:
     bad = SCORECARD + "  shipping: {min_pass_rate: 0.5}\n"
     bad = bad.replace("budgets:\n  latency_p95_ms: 4000\n  owner: ana\n", "")

@@ -118,6 +118,104 @@ def test_budgets_fail_the_run_with_measured_values() -> None:
     assert failed["latency p95"].measured == "3000 ms"
 
 
+def with_set_budgets(sets: dict[str, Any]) -> Scorecard:
+    budgets = scorecard().budgets.model_dump()
+    return scorecard(budgets={**budgets, "sets": sets})
+
+
+def test_a_set_budget_fails_the_run_when_the_route_budget_holds() -> None:
+    # 5 blocking cases at 1500 ms, 10 monitoring at 100 ms: route p95 1500 <= 2000,
+    # blocking p95 1500 > 1000.
+    cases = [case(f"b{i}", ok(latency=1500)) for i in range(5)] + [
+        case(f"m{i}", ok(), set="monitoring") for i in range(10)
+    ]
+    assert judge(cases, scorecard()).verdict is Verdict.passed
+    result = judge(cases, with_set_budgets({"blocking": {"latency_p95_ms": 1000}}))
+    assert result.verdict is Verdict.failed
+    by_name = {c.name: c for c in result.criteria}
+    assert by_name["latency p95"].held is True
+    blocking = by_name["set blocking latency p95"]
+    assert blocking.held is False
+    assert (blocking.threshold, blocking.measured) == ("<= 1000 ms", "1500 ms")
+    assert [c.name for c in result.failed_criteria] == ["set blocking latency p95"]
+    assert result.reason == "failed: set blocking latency p95"
+
+
+def test_set_budgets_come_right_after_the_route_budgets_in_order() -> None:
+    limits = {"latency_p50_ms": 900, "latency_p95_ms": 900, "cost_per_case_usd": 1}
+    result = judge(
+        good_run(),
+        with_set_budgets({"monitoring": {**limits, "cost_per_run_usd": 1}, "blocking": limits}),
+    )
+    assert result.verdict is Verdict.passed
+    route_wide = [c.name for c in judge(good_run(), scorecard()).criteria]
+    assert route_wide[-4:] == ["latency p50", "latency p95", "cost per case (mean)", "cost per run"]
+    assert [c.name for c in result.criteria] == [
+        *route_wide,
+        "set blocking latency p50",
+        "set blocking latency p95",
+        "set blocking cost per case (mean)",
+        "set monitoring latency p50",
+        "set monitoring latency p95",
+        "set monitoring cost per case (mean)",
+        "set monitoring cost per run",
+    ]
+
+
+def test_a_set_budget_for_a_set_not_in_the_run_adds_no_criterion() -> None:
+    blocking_only = [case(f"b{i}", ok()) for i in range(5)]
+    plain = judge(blocking_only, scorecard())
+    result = judge(
+        blocking_only,
+        with_set_budgets({"monitoring": {"latency_p95_ms": 1, "cost_per_run_usd": 0}}),
+    )
+    assert [c.name for c in result.criteria] == [c.name for c in plain.criteria]
+    assert not any("monitoring" in c.name for c in result.criteria)
+    assert result.verdict is Verdict.passed
+
+
+def test_set_cost_per_run_counts_that_set_only() -> None:
+    cases = [case(f"b{i}", ok(cost=0.01)) for i in range(5)] + [
+        case(f"m{i}", SampleResult(True, 100.0, 0.005, 0.02), set="monitoring") for i in range(10)
+    ]
+    route = judge(cases, scorecard())
+    (whole,) = [c for c in route.criteria if c.name == "cost per run"]
+    assert (whole.measured, whole.held) == ("$0.1000", True)
+    result = judge(
+        cases,
+        with_set_budgets(
+            {"blocking": {"cost_per_run_usd": 0.06}, "monitoring": {"cost_per_run_usd": 0.04}}
+        ),
+    )
+    by_name = {c.name: c for c in result.criteria}
+    blocking, monitoring = (
+        by_name["set blocking cost per run"],
+        by_name["set monitoring cost per run"],
+    )
+    assert (blocking.threshold, blocking.measured, blocking.held) == ("<= $0.06", "$0.0500", True)
+    assert blocking.detail == "judge $0.0000 apart"
+    assert (monitoring.measured, monitoring.held) == ("$0.0500", False)
+    assert monitoring.detail == "judge $0.2000 apart"
+    assert [c.name for c in result.failed_criteria] == ["set monitoring cost per run"]
+    assert result.verdict is Verdict.failed
+
+
+def test_set_cost_per_case_is_the_mean_over_that_set() -> None:
+    cases = [case("b0", ok(cost=0.004), ok(cost=0.002)), case("b1", ok(cost=0.0))] + [
+        case(f"m{i}", ok(cost=0.009), set="monitoring") for i in range(3)
+    ]
+    result = judge(cases, with_set_budgets({"blocking": {"cost_per_case_usd": 0.003}}))
+    (per_case,) = [c for c in result.criteria if c.name == "set blocking cost per case (mean)"]
+    assert (per_case.measured, per_case.held) == ("$0.003000", True)
+
+
+def test_a_set_budget_with_no_successful_call_cannot_be_measured() -> None:
+    cases = [*[case(f"b{i}", ok()) for i in range(30)], case("m0", err(), set="monitoring")]
+    result = judge(cases, with_set_budgets({"monitoring": {"latency_p95_ms": 3000}}))
+    (p95,) = [c for c in result.criteria if c.name == "set monitoring latency p95"]
+    assert (p95.threshold, p95.measured, p95.held) == ("<= 3000 ms", "no successful call", None)
+
+
 def test_samples_combine_by_rule_and_mixed_cases_are_flaky() -> None:
     mixed = case("mixed", ok(), bad(), ok())
     assert case_passed(mixed, SampleRule(mode="all")) is False

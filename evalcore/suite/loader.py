@@ -255,7 +255,7 @@ class _SuiteLoader:
                         )
 
     def _check_scorecard(self, doc: _Mapping) -> None:
-        """Cross-file checks: threshold keys name real sets and carried tags; owners exist."""
+        """Cross-file checks: threshold and budget keys name real sets or tags; owners exist."""
         self._check_owner(doc.data.get("owner"), doc.file, doc.line("owner"), "owner")
         allowed_sets = {s.value for s in EvalSet}
         for section in ("thresholds", "tag_thresholds"):
@@ -289,6 +289,15 @@ class _SuiteLoader:
             self._check_owner(
                 budgets.get("owner"), doc.file, doc.line("budgets", "owner"), "budgets.owner"
             )
+            per_set = budgets.get("sets")
+            for name in per_set if isinstance(per_set, dict) else ():
+                if name not in allowed_sets:
+                    self.issue(
+                        doc.file,
+                        doc.line("budgets", "sets", name),
+                        f"budgets.sets.{name}",
+                        f"budget for a set that does not exist: {name!r} (sets: {_SETS})",
+                    )
 
     def _check_judge_configured(self) -> None:
         """A `judge` expectation cannot be scored without a `judge:` endpoint."""

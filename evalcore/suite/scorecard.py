@@ -113,6 +113,15 @@ class SetThresholds(_Strict):
     owner: str | None = None
 
 
+class SetBudget(_Strict):
+    """Limits on one set's results in a run, on top of the route-wide budgets."""
+
+    latency_p50_ms: float | None = Field(default=None, gt=0)
+    latency_p95_ms: float | None = Field(default=None, gt=0)
+    cost_per_case_usd: float | None = Field(default=None, ge=0)
+    cost_per_run_usd: float | None = Field(default=None, ge=0)
+
+
 class Budgets(_Strict):
     latency_p50_ms: float | None = Field(default=None, gt=0)
     latency_p95_ms: float | None = Field(default=None, gt=0)
@@ -120,6 +129,9 @@ class Budgets(_Strict):
     cost_per_run_usd: float | None = Field(default=None, ge=0)
     max_error_rate: float = Field(default=0.05, ge=0.0, le=1.0)
     owner: str | None = None
+    # Left out of the dump when empty, so a scorecard without per-set budgets keeps the
+    # version (hash) it had before they existed and its runs can still be resumed.
+    sets: dict[str, SetBudget] = Field(default_factory=dict, exclude_if=lambda sets: not sets)
 
 
 class SampleRule(_Strict):
