@@ -6,9 +6,10 @@ Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage or configuration error.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import click
 import typer
@@ -288,6 +289,138 @@ def runs_show(
     from evalcore.console import console
 
     console.print(verdict_table(verdict))
+
+
+release_app = typer.Typer(help="Announce releases to the Prefect server.", no_args_is_help=True)
+app.add_typer(release_app, name="release")
+
+
+def _quiet_prefect_defaults() -> None:
+    """A temporary Prefect server (no PREFECT_API_URL) must not try to phone home."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@app.command()
+def gate(
+    release: Annotated[str, typer.Option("--release", "-r", help="Release id to gate.")],
+    suite: SuiteOption = None,
+    target_url: Annotated[
+        str | None,
+        typer.Option(help="Override the target's URL.", envvar="EVALCORE_TARGET_URL"),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Override the target's model.")] = None,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(help="Override the LLM judge's URL.", envvar="EVALCORE_JUDGE_URL"),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option(help="Write JUnit XML here (cases and criteria).")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Write the HTML report here.", show_default="under EVALCORE_HOME"),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Gate a release on the blocking set: the release-gate flow, run in-process.
+
+    Exit 0 pass, 1 fail, 2 inconclusive (target errors over budget, or the gate could
+    not run), 3 configuration error (nothing was run). Re-running a release whose gate
+    was killed resumes that run; a finished release gated again gets a new run.
+
+    Example: [bold]evalcore gate --release 2026.11.3 --junit reports/gate.xml[/]
+    """
+    from evalcore.console import console, err_console, print_summary, verdict_table
+    from evalcore.gate import GateResult
+    from evalcore.history import run_verdict
+    from evalcore.runner import RunSetupError, override_target
+    from evalcore.store.engine import get_engine
+    from evalcore.store.repository import get_run
+    from evalcore.summary import summarize_run
+    from evalcore.targets import ConfigError, build_target
+
+    # Configuration problems stop here, before Prefect or a run row exist.
+    loaded = _load(suite)
+    try:
+        config = override_target(loaded.scorecard.target, url=target_url, model=model)
+        build_target(config, concurrency=1, timeout_s=loaded.scorecard.run.timeout_s)
+    except (RunSetupError, ConfigError) as exc:
+        _fail(str(exc))
+    _quiet_prefect_defaults()
+    from prefect.client.schemas.objects import State
+
+    from flows.release_gate import release_gate
+
+    async def go() -> State[Any]:
+        return await release_gate(
+            release=release,
+            target_url=target_url,
+            model=model,
+            judge_url=judge_url,
+            suite=str(loaded.root),
+            trigger="gate",
+            report_path=str(report) if report else None,
+            junit_path=str(junit) if junit else None,
+            return_state=True,
+        )
+
+    state = aio.run(go())
+    outcome = state.result(raise_on_failure=False)
+    if not isinstance(outcome, GateResult):
+        _fail(f"the gate could not run: {state.message or outcome!r}", ExitCode.INCONCLUSIVE)
+    if as_json:
+        print(outcome.model_dump_json(indent=2))
+        raise typer.Exit(outcome.exit_code)
+    engine = get_engine()
+    run_row = get_run(engine, outcome.run_id)
+    assert run_row is not None
+    if outcome.resumed:
+        err_console.print(f"resumed unfinished run {outcome.short_id} of release {release}")
+    print_summary(summarize_run(engine, run_row.id))
+    console.print(verdict_table(run_verdict(engine, run_row)))
+    console.print(f"HTML report: {outcome.report_path}", highlight=False, soft_wrap=True)
+    if outcome.junit_path:
+        console.print(f"JUnit XML: {outcome.junit_path}", highlight=False, soft_wrap=True)
+    raise typer.Exit(outcome.exit_code)
+
+
+@release_app.command("announce")
+def release_announce(
+    release: Annotated[str, typer.Argument(help="Release id, e.g. 2026.11.3.")],
+    target_url: Annotated[
+        str | None, typer.Option(help="Endpoint of the release's model (else the default).")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name of the release.")] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for the gate run and exit with its verdict (0/1/2).")
+    ] = False,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait with --wait.")] = 1800,
+) -> None:
+    """Emit the `release.created` event that triggers the release-gate deployment.
+
+    Needs PREFECT_API_URL pointing at a running Prefect server (see `evalcore up`).
+    With --wait, follows the flow run the event started and exits like `evalcore gate`.
+
+    Example: [bold]evalcore release announce 2026.11.3 --wait[/]
+    """
+    from evalcore.announce import AnnounceError, announce_release, wait_for_gate
+    from evalcore.console import console
+
+    try:
+        event_id = aio.run(announce_release(release, target_url=target_url, model=model))
+        console.print(f"announced release {release}  ·  event {event_id}", highlight=False)
+        if not wait:
+            return
+        outcome = aio.run(wait_for_gate(event_id, timeout_s=timeout))
+    except AnnounceError as exc:
+        _fail(str(exc), ExitCode.INCONCLUSIVE if wait else ExitCode.USAGE)
+    console.print(
+        f"gate flow run {outcome.flow_run_id}: {outcome.state.lower()}"
+        + (f" ({outcome.message})" if outcome.message else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(int(outcome.exit_code))
 
 
 @app.command("reference-target")

@@ -24,6 +24,7 @@ from evalcore.store.tables import (
     DatasetCaseRow,
     DatasetVersionRow,
     RunRow,
+    TriggerEventRow,
     utcnow,
 )
 
@@ -223,3 +224,58 @@ def dataset_case_rows(engine: Engine, dataset_hash: str) -> list[DatasetCaseRow]
     with Session(engine) as session:
         stmt = model_select(DatasetCaseRow).where(col(DatasetCaseRow.dataset_hash) == dataset_hash)
         return list(session.exec(stmt).all())
+
+
+UNFINISHED = ("running", "interrupted", "failed")
+
+
+def latest_unfinished_run(
+    engine: Engine,
+    *,
+    release: str,
+    sets: Sequence[str],
+    dataset_hash: str,
+    scorecard_version: str,
+) -> RunRow | None:
+    """The newest run of `release` over `sets` that never finished, on the same dataset.
+
+    A run killed mid-way (status still `running`), interrupted or failed on its own error
+    is continued by the next gate run for the release instead of starting from zero.
+    """
+    with Session(engine) as session:
+        stmt = (
+            model_select(RunRow)
+            .where(col(RunRow.release) == release)
+            .where(col(RunRow.dataset_hash) == dataset_hash)
+            .where(col(RunRow.scorecard_version) == scorecard_version)
+            .where(col(RunRow.status).in_(UNFINISHED))
+            .order_by(col(RunRow.created_at).desc())
+        )
+        for run in session.exec(stmt.limit(20)):
+            if sorted(run.sets) == sorted(sets):
+                return run
+    return None
+
+
+def claim_event(engine: Engine, *, event_id: str, event: str, release: str | None) -> str | None:
+    """Claim a triggering event; returns None when the claim is ours, else the run id (or
+    "" while unknown) of whoever claimed it first."""
+    stmt = _insert_ignoring_duplicates(engine, TriggerEventRow.__table__).values(  # type: ignore[attr-defined]
+        event_id=event_id, event=event, release=release, received_at=utcnow()
+    )
+    with engine.begin() as conn:
+        inserted = conn.execute(stmt).rowcount
+    if inserted:
+        return None
+    with Session(engine) as session:
+        row = session.get(TriggerEventRow, event_id)
+        return (row.run_id or "") if row is not None else ""
+
+
+def attach_event_run(engine: Engine, event_id: str, run_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            update(TriggerEventRow.__table__)  # type: ignore[attr-defined]
+            .where(TriggerEventRow.__table__.c.event_id == event_id)  # type: ignore[attr-defined]
+            .values(run_id=run_id)
+        )

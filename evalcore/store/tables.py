@@ -95,3 +95,19 @@ class CaseResultRow(SQLModel, table=True):
     judge_cost_usd: float = 0.0
     attempts: int = 1
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class TriggerEventRow(SQLModel, table=True):
+    """An event that started a gate run, claimed once: a duplicate firing finds it here.
+
+    Two automations for the same event (say, a trigger left behind by an earlier `serve`)
+    would each start a flow run; the second one finds the claim and does nothing.
+    """
+
+    __tablename__ = "trigger_event"
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    event: str = Field(max_length=128)
+    release: str | None = Field(default=None, max_length=128)
+    run_id: str | None = Field(default=None, max_length=32)
+    received_at: dt.datetime = Field(default_factory=utcnow)

@@ -1,0 +1,171 @@
+"""The release gate as a Prefect flow: the blocking set for a release, judged, reported.
+
+Thin on purpose: every step is a function of `evalcore.gate` / `evalcore.runner`, wrapped
+in one task per step (never one per case). The flow ends Failed when the verdict is fail
+or inconclusive, so a Prefect automation, a CI job waiting on the flow run, or
+`evalcore gate` all see the same outcome.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
+from prefect.states import Completed, Failed
+from prefect.utilities.annotations import quote
+
+from evalcore.gate import (
+    RELEASE_EVENT,
+    GateRequest,
+    GateResult,
+    artifact_key,
+    criteria_table,
+    default_report_path,
+    gate_markdown,
+    gate_result,
+    open_gate_run,
+)
+from evalcore.runner import execute_run
+from evalcore.settings import get_settings
+from evalcore.store.engine import get_engine
+from evalcore.store.repository import attach_event_run, claim_event
+from evalcore.suite import Suite, load_suite
+from evalcore.verdict import Verdict
+
+
+def unwalked(suite: Suite) -> Suite:
+    """Prefect walks task arguments looking for futures; a large suite is not worth walking."""
+    return cast(Suite, quote(suite))
+
+
+@task(name="load suite", cache_policy=NO_CACHE, persist_result=False)
+def load_step(path: str) -> Suite:
+    """Validate the versioned dataset; a bad file fails here, before any run exists."""
+    return load_suite(Path(path))
+
+
+@task(name="open run", cache_policy=NO_CACHE, persist_result=False)
+def open_step(suite: Suite, request: GateRequest) -> tuple[str, bool]:
+    run, resumed = open_gate_run(get_engine(), suite, request)
+    logger = get_run_logger()
+    if resumed:
+        logger.info(
+            "resuming unfinished run %s of release %s (%s pairs planned)",
+            run.id[:12],
+            request.release,
+            run.planned,
+        )
+    else:
+        logger.info("new run %s for release %s", run.id[:12], request.release)
+    return run.id, resumed
+
+
+@task(
+    name="run blocking set",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=5,
+)
+async def run_step(suite: Suite, run_id: str) -> int:
+    """Call the target for every pair without a result and score it (a retry resumes)."""
+    engine = get_engine()
+    from evalcore.store.repository import get_run
+
+    run = get_run(engine, run_id)
+    assert run is not None
+    report = await execute_run(engine, suite, run)
+    get_run_logger().info(
+        "run %s: %s new results in %.2f s (%s skipped as already done)",
+        run_id[:12],
+        report.written,
+        report.elapsed_s,
+        report.counters.skipped,
+    )
+    return report.written
+
+
+@task(name="verdict", cache_policy=NO_CACHE, persist_result=False)
+def verdict_step(
+    run_id: str, resumed: bool, report_path: str | None, junit_path: str | None
+) -> tuple[GateResult, str]:
+    """Judge the run against its scorecard; write the HTML report (and JUnit if asked)."""
+    result, summary, _ = gate_result(
+        get_engine(),
+        run_id,
+        resumed=resumed,
+        report_path=Path(report_path) if report_path else None,
+        junit_path=Path(junit_path) if junit_path else None,
+    )
+    return result, gate_markdown(result, summary)
+
+
+@task(name="publish artifacts", cache_policy=NO_CACHE, persist_result=False, retries=2)
+async def report_step(result: GateResult, markdown: str) -> None:
+    key = artifact_key(result.release)
+    await acreate_markdown_artifact(
+        markdown=markdown,
+        key=key,
+        description=f"Release gate {result.release}: {result.verdict.value}",
+    )
+    await acreate_table_artifact(
+        table=criteria_table(result),
+        key=f"{key}-criteria",
+        description=f"Criteria of release {result.release}, run {result.short_id}",
+    )
+
+
+@flow(name="release-gate", persist_result=False, log_prints=False)
+async def release_gate(
+    release: str,
+    target_url: str | None = None,
+    model: str | None = None,
+    judge_url: str | None = None,
+    suite: str | None = None,
+    event_id: str | None = None,
+    trigger: str = "prefect",
+    report_path: str | None = None,
+    junit_path: str | None = None,
+) -> GateResult | State:
+    """Gate `release` on the blocking set; Failed unless the verdict is pass.
+
+    `target_url`/`judge_url` default to EVALCORE_TARGET_URL/EVALCORE_JUDGE_URL, then to
+    the scorecard. `event_id` (set by the `release.created` trigger) is claimed once, so
+    a second automation firing for the same event starts nothing.
+    """
+    logger = get_run_logger()
+    settings = get_settings()
+    engine = get_engine()
+    if event_id:
+        first = claim_event(engine, event_id=event_id, event=RELEASE_EVENT, release=release)
+        if first is not None:
+            message = (
+                f"event {event_id} for release {release} was already handled"
+                + (f" by run {first[:12]}" if first else "")
+                + "; nothing to do"
+            )
+            logger.warning(message)
+            return Completed(message=message)
+    request = GateRequest(
+        release=release,
+        target_url=target_url or settings.target_url,
+        model=model,
+        judge_url=judge_url or settings.judge_url,
+        trigger=trigger,
+    )
+    loaded = load_step(str(suite or settings.suite))
+    run_id, resumed = open_step(unwalked(loaded), request)
+    if event_id:
+        attach_event_run(engine, event_id, run_id)
+    await run_step(unwalked(loaded), run_id)
+    report = report_path or str(default_report_path(settings.home, release, run_id))
+    result, markdown = verdict_step(run_id, resumed, report, junit_path)
+    await report_step(result, markdown)
+    logger.info("release %s: %s (%s)", release, result.verdict.value, result.reason)
+    if result.verdict is not Verdict.passed:
+        return Failed(message=f"{result.verdict.value}: {result.reason}", data=result)
+    return result
