@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo serve test lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m evalcore.demo
+
+# Prefect server + reference target + served deployments on loopback; Ctrl-C stops all.
+serve: $(STAMP)
+	$(BIN)/evalcore up
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

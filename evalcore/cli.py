@@ -423,6 +423,77 @@ def release_announce(
     raise typer.Exit(int(outcome.exit_code))
 
 
+@app.command()
+def up(
+    port: Annotated[int, typer.Option(help="Prefect server port (loopback).")] = 4200,
+    reference_port: Annotated[
+        int, typer.Option(help="Reference target port; the scorecard points at 8765.")
+    ] = 8765,
+    reference: Annotated[
+        bool, typer.Option(help="Start the bundled reference target as the default target.")
+    ] = True,
+    ui: Annotated[bool, typer.Option(help="Serve the Prefect UI.")] = True,
+    suite: SuiteOption = None,
+) -> None:
+    """Start a Prefect server, the reference target and the served deployments; Ctrl-C stops all.
+
+    Then, from another shell: [bold]PREFECT_API_URL=http://127.0.0.1:4200/api evalcore
+    release announce 2026.11.3 --wait[/]
+    """
+    import signal
+    import time
+
+    from evalcore.console import console
+    from evalcore.stack import StackError, start_stack
+
+    settings = get_settings()
+    loaded = _load(suite)  # a broken suite stops here, not inside a triggered run
+    project = Path(__file__).resolve().parents[1]
+    try:
+        stack = start_stack(
+            home=settings.home,
+            project=project,
+            suite=loaded.root,
+            port=port,
+            reference_port=reference_port if reference else None,
+            ui=ui,
+            on_step=lambda step: console.print(f"starting {step}", highlight=False),
+        )
+    except StackError as exc:
+        _fail(str(exc))
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop)
+    console.print(
+        f"[green]up[/]: Prefect API {stack.api_url}"
+        + (f"  ·  target {stack.target_url}" if stack.target_url else "")
+        + f"  ·  logs {stack.logs}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"announce a release: PREFECT_API_URL={stack.api_url} evalcore release announce "
+        "RELEASE --wait",
+        highlight=False,
+        soft_wrap=True,
+    )
+    code = 0
+    try:
+        while (dead := stack.failed_child()) is None:
+            time.sleep(0.5)
+        console.print(f"[red]{dead.name} stopped[/]; its log:\n{dead.tail()}", highlight=False)
+        code = 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping ...")
+        stack.stop()
+        console.print("stopped")
+    raise typer.Exit(code)
+
+
 @app.command("reference-target")
 def reference_target(
     port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 8765,

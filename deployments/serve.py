@@ -1,0 +1,113 @@
+"""Every evalcore flow with its trigger or schedule, served from one local process.
+
+    PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.serve
+
+(`evalcore up` starts this together with a Prefect server and the reference target.)
+The triggers here are the ones in prefect.yaml; a test keeps the two identical.
+
+One route per deployment: Prefect replaces the triggers a deployment owns when it is
+applied again, but a trigger owned by another deployment of the same flow (an earlier
+`serve` under another name, a deleted deployment) would start a second gate run for the
+same event. Those are removed before serving; the flow also claims each event id once,
+so even a trigger created behind our back cannot gate one event twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+from uuid import UUID
+
+from prefect import serve
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.deployments.runner import RunnerDeployment
+from prefect.events.actions import RunDeployment
+from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+from prefect.exceptions import ObjectNotFound
+
+from evalcore.gate import RELEASE_EVENT
+from flows.release_gate import release_gate
+
+GATE_DEPLOYMENT = "release-gate"
+RELEASE_RESOURCE = "evalcore.release.*"
+
+# Rendered by the server from the triggering event. Single-expression templates keep
+# their JSON type, so an event without a target gives None (the default), not "".
+RELEASE_PARAMETERS: dict[str, Any] = {
+    "release": "{{ event.payload.release }}",
+    "target_url": "{{ event.payload.get('target_url') }}",
+    "model": "{{ event.payload.get('model') }}",
+    "event_id": "{{ event.id | string }}",
+    "trigger": RELEASE_EVENT,
+}
+
+logger = logging.getLogger("evalcore.serve")
+
+
+def release_trigger() -> DeploymentEventTrigger:
+    return DeploymentEventTrigger(
+        name=f"{RELEASE_EVENT} → {GATE_DEPLOYMENT}",
+        enabled=True,
+        match={"prefect.resource.id": RELEASE_RESOURCE},
+        expect={RELEASE_EVENT},
+        parameters=dict(RELEASE_PARAMETERS),
+    )
+
+
+def build_deployments(name: str = GATE_DEPLOYMENT) -> list[RunnerDeployment]:
+    # `to_deployment` is sync-compatible: called from sync code it returns the deployment.
+    return [
+        release_gate.to_deployment(  # type: ignore[list-item]
+            name=name,
+            triggers=[release_trigger()],
+            description="Gate a release on the blocking set (triggered by release.created).",
+            tags=["evalcore", "release-gate"],
+        )
+    ]
+
+
+async def stale_release_triggers(client: PrefectClient, *, keep_deployment: str) -> list[UUID]:
+    """Automations that would start a release-gate run but belong to no served deployment."""
+    stale: list[UUID] = []
+    for automation in await client.read_automations():
+        expect = getattr(automation.trigger, "expect", None) or set()
+        if RELEASE_EVENT not in expect:
+            continue
+        for action in automation.actions:
+            if not isinstance(action, RunDeployment) or action.deployment_id is None:
+                continue
+            try:
+                deployment = await client.read_deployment(action.deployment_id)
+            except ObjectNotFound:
+                stale.append(automation.id)  # its deployment is gone
+                break
+            flow = await client.read_flow(deployment.flow_id)
+            if flow.name == release_gate.name and deployment.name != keep_deployment:
+                stale.append(automation.id)
+                break
+    return stale
+
+
+async def purge_stale_triggers(*, keep_deployment: str = GATE_DEPLOYMENT) -> list[UUID]:
+    async with get_client() as client:
+        stale = await stale_release_triggers(client, keep_deployment=keep_deployment)
+        for automation_id in stale:
+            await client.delete_automation(automation_id)
+    for automation_id in stale:
+        logger.warning("removed a stale %s trigger (automation %s)", RELEASE_EVENT, automation_id)
+    return stale
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--name", default=GATE_DEPLOYMENT, help="deployment name")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(message)s")
+    asyncio.run(purge_stale_triggers(keep_deployment=args.name))
+    serve(*build_deployments(args.name))
+
+
+if __name__ == "__main__":
+    main()
