@@ -27,8 +27,10 @@ def write_suite(
     samples: int = 1,
     expect: Mapping[str, object] | None = None,
     run_yaml: str = "{concurrency: 100, timeout_s: 30, retries: 2}",
+    set_name: str = "monitoring",
+    scorecard_extra: str = "",
 ) -> Path:
-    """A suite of `cases` monitoring cases answered by `target_yaml` (a YAML mapping)."""
+    """A suite of `cases` cases of one set answered by `target_yaml` (a YAML mapping)."""
     (root / "cases").mkdir(parents=True, exist_ok=True)
     (root / "owners.yaml").write_text(OWNERS)
     (root / "scorecard.yaml").write_text(
@@ -36,13 +38,13 @@ def write_suite(
         "owner: bench\n"
         f"target: {target_yaml}\n"
         "prices:\n  stub: {input_per_mtok: 0.5, output_per_mtok: 1.5}\n"
-        f"run: {run_yaml}\n"
+        f"run: {run_yaml}\n" + scorecard_extra
     )
     with (root / "cases" / "generated.jsonl").open("wb") as out:
         for i in range(cases):
             case = {
                 "id": f"gen-{i:06d}",
-                "set": "monitoring",
+                "set": set_name,
                 "severity": "medium",
                 "tags": ["refunds", f"shard-{i % 10}"],
                 "source": {"kind": "fixture", "ref": f"bench-{i}"},

@@ -8,11 +8,74 @@ run instead of skipping, so a green CI always means both backends were exercised
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import sys
+import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Prefect keeps its state (profiles, the temporary server's database) in a folder of this
+# test session, never in the user's ~/.prefect; a PREFECT_API_URL from the user's shell
+# must not send test flow runs to their server. Set before anything imports prefect.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="evalcore-test-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.pop("PREFECT_API_URL", None)
+os.environ.pop("PREFECT_PROFILES_PATH", None)
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `prefect server start` on a free loopback port, shared by the few tests that
+    need one (it takes seconds to start on 2 cores); its API URL."""
+    import httpx
+
+    from evalcore.stack import ManagedProcess
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home)}
+    server = ManagedProcess(
+        "prefect server",
+        [
+            *(sys.executable, "-m", "prefect", "server", "start"),
+            *("--host", "127.0.0.1", "--port", str(port), "--no-ui"),
+        ],
+        env,
+        home / "server.log",
+    ).start()
+    api = f"http://127.0.0.1:{port}/api"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            assert server.alive(), server.tail()
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"no Prefect server after 120 s:\n{server.tail()}"
+            time.sleep(0.25)
+        yield api
+    finally:
+        server.stop()
+
 
 PG_ADMIN_URL = os.environ.get("EVALCORE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")
 

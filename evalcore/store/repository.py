@@ -260,11 +260,14 @@ def latest_unfinished_run(
 def claim_event(engine: Engine, *, event_id: str, event: str, release: str | None) -> str | None:
     """Claim a triggering event; returns None when the claim is ours, else the run id (or
     "" while unknown) of whoever claimed it first."""
-    stmt = _insert_ignoring_duplicates(engine, TriggerEventRow.__table__).values(  # type: ignore[attr-defined]
-        event_id=event_id, event=event, release=release, received_at=utcnow()
+    table = TriggerEventRow.__table__  # type: ignore[attr-defined]
+    stmt = (
+        _insert_ignoring_duplicates(engine, table)
+        .values(event_id=event_id, event=event, release=release, received_at=utcnow())
+        .returning(table.c.event_id)
     )
     with engine.begin() as conn:
-        inserted = conn.execute(stmt).rowcount
+        inserted = conn.execute(stmt).first() is not None
     if inserted:
         return None
     with Session(engine) as session:
