@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -255,3 +256,40 @@ def test_a_gate_killed_mid_run_resumes_the_same_run_when_re_run(
             )
         ).one()
     assert rows[0] == run.planned
+
+
+def test_a_second_firing_of_the_same_event_gates_nothing(prefect_api: str) -> None:
+    """Two automations for one `release.created` (say, a stale trigger) start two flow
+    runs; the second finds the event claimed and starts no run."""
+    from prefect.client.schemas.objects import State
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_LOGGING_TO_API_ENABLED,
+        temporary_settings,
+    )
+
+    from evalcore import aio
+    from flows.release_gate import release_gate
+
+    async def fire(base_url: str) -> State[Any]:
+        return await release_gate(
+            release="dup-1",
+            target_url=base_url,
+            judge_url=base_url,
+            suite=str(EXAMPLE),
+            event_id="0199-event",
+            trigger="release.created",
+            return_state=True,
+        )
+
+    with (
+        ReferenceServer() as server,
+        temporary_settings({PREFECT_API_URL: prefect_api, PREFECT_LOGGING_TO_API_ENABLED: False}),
+    ):
+        first = aio.run(fire(server.base_url))
+        second = aio.run(fire(server.base_url))
+    assert first.is_completed() and second.is_completed()
+    (run,) = list_runs(get_engine(), release="dup-1")
+    assert second.message == (
+        f"event 0199-event for release dup-1 was already handled by run {run.id[:12]}; nothing to do"
+    )

@@ -1,0 +1,159 @@
+"""Release triggers on real parts: `evalcore up` starts `prefect server start`, the reference
+target and deployments/serve.py; `release.created` starts exactly one gate run for the
+release; a stale trigger is removed; the stack stops cleanly. Plus the static check that
+prefect.yaml and deployments/serve.py declare the same trigger."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+from evalcore.gate import RELEASE_EVENT
+from evalcore.history import run_verdict
+from evalcore.stack import port_in_use
+from evalcore.store.engine import get_engine
+from evalcore.store.repository import list_runs
+from evalcore.store.tables import TriggerEventRow
+from evalcore.verdict import Verdict
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_prefect_yaml_declares_the_trigger_deployments_serve_uses() -> None:
+    from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
+
+    from deployments.serve import GATE_DEPLOYMENT, release_trigger
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (deployment,) = [d for d in spec["deployments"] if d["name"] == GATE_DEPLOYMENT]
+    path, _, attribute = deployment["entrypoint"].partition(":")
+    assert (ROOT / path).is_file() and f"async def {attribute}(" in (ROOT / path).read_text()
+    (declared,) = deployment["triggers"]
+    assert declared.pop("type") == "event"
+    from_yaml = DeploymentEventTrigger.model_validate(declared)
+    served = release_trigger()
+    for field in ("name", "enabled", "match", "expect", "parameters"):
+        assert getattr(from_yaml, field) == getattr(served, field), field
+    assert served.expect == {RELEASE_EVENT}
+
+
+def _wait_for_line(log: Path, needle: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if needle in text:
+            return
+        assert proc.poll() is None, f"evalcore up exited early:\n{text}"
+        time.sleep(0.25)
+    raise AssertionError(f"{needle!r} not seen within {timeout_s} s:\n{log.read_text()}")
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def _release_automations(api: str) -> list[dict[str, Any]]:
+    response = httpx.post(f"{api}/automations/filter", json={}, timeout=10)
+    response.raise_for_status()
+    return [a for a in response.json() if RELEASE_EVENT in a["trigger"].get("expect", [])]
+
+
+@pytest.mark.slow
+def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    port, reference_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVALCORE_", "PREFECT_"))}
+    env.update(EVALCORE_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    log = tmp_path / "up.log"
+    with log.open("wb") as out:
+        up = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "evalcore", "up", "--port", str(port), "--no-ui"),
+                *("--reference-port", str(reference_port), "--suite", str(ROOT / "evals")),
+            ],
+            cwd=tmp_path,  # any folder: the stack finds flows/ and deployments/ itself
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_for_line(log, "up: Prefect API", up, 150)
+        api = f"http://127.0.0.1:{port}/api"
+        client_env = {**env, "PREFECT_API_URL": api}
+        assert (home / "prefect").is_dir()  # the server's state is under EVALCORE_HOME
+        assert len(_release_automations(api)) == 1
+
+        # A trigger left behind by an earlier serve under another deployment name.
+        stale = _run(
+            [
+                sys.executable,
+                "-c",
+                "from deployments.serve import build_deployments; "
+                "build_deployments('old-gate')[0].apply()",
+            ],
+            client_env,
+        )
+        assert stale.returncode == 0, stale.stderr
+        assert len(_release_automations(api)) == 2
+
+        announced = _run(
+            [
+                *(sys.executable, "-m", "evalcore", "release", "announce", "rel-9"),
+                *("--wait", "--timeout", "120"),
+            ],
+            client_env,
+        )
+        assert announced.returncode == 0, announced.stdout + announced.stderr
+        assert "announced release rel-9" in announced.stdout
+        assert ": completed" in announced.stdout
+
+        engine = get_engine(f"sqlite:///{home / 'evalcore.db'}")
+        (run,) = list_runs(engine, release="rel-9")
+        assert (run.status, run.trigger, run.sets) == ("finished", RELEASE_EVENT, ["blocking"])
+        assert run_verdict(engine, run).verdict is Verdict.passed
+        # The default target of the served deployment is the stack's reference target.
+        assert run.settings["target_url"] == f"http://127.0.0.1:{reference_port}/v1"
+        from sqlmodel import Session, select
+
+        with Session(engine) as session:
+            (claim,) = session.exec(select(TriggerEventRow)).all()
+        assert (claim.release, claim.run_id) == ("rel-9", run.id)
+
+        # Serving again removes the stale trigger: one route per deployment.
+        purged = _run(
+            [
+                sys.executable,
+                "-c",
+                "import asyncio; from deployments.serve import purge_stale_triggers; "
+                "print(len(asyncio.run(purge_stale_triggers())))",
+            ],
+            client_env,
+        )
+        assert purged.stdout.strip() == "1", purged.stderr
+        (left,) = _release_automations(api)
+        assert left["name"] == f"{RELEASE_EVENT} → release-gate"
+
+        family = psutil.Process(up.pid).children(recursive=True)
+        assert len(family) >= 3  # server, reference target, deployments
+    finally:
+        up.send_signal(signal.SIGINT)
+        code = up.wait(60)
+    assert code == 0, log.read_text()
+    assert "stopped" in log.read_text()
+    _, alive = psutil.wait_procs(family, timeout=10)
+    assert not alive, [p.cmdline() for p in alive]
+    assert not port_in_use("127.0.0.1", port)
+    assert not port_in_use("127.0.0.1", reference_port)
