@@ -295,9 +295,12 @@ release_app = typer.Typer(help="Announce releases to the Prefect server.", no_ar
 app.add_typer(release_app, name="release")
 
 
-def _quiet_prefect_defaults() -> None:
-    """A temporary Prefect server (no PREFECT_API_URL) must not try to phone home."""
+def _prefect_defaults() -> None:
+    """Without PREFECT_API_URL, Prefect starts a temporary server: it must not try to phone
+    home, and on a busy 2-core CI runner its first start (creating its database) can take
+    longer than Prefect's 20 s default."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @app.command()
@@ -346,7 +349,7 @@ def gate(
         build_target(config, concurrency=1, timeout_s=loaded.scorecard.run.timeout_s)
     except (RunSetupError, ConfigError) as exc:
         _fail(str(exc))
-    _quiet_prefect_defaults()
+    _prefect_defaults()
     from prefect.client.schemas.objects import State
 
     from flows.release_gate import release_gate
@@ -364,7 +367,10 @@ def gate(
             return_state=True,
         )
 
-    state = aio.run(go())
+    try:
+        state = aio.run(go())
+    except Exception as exc:  # Prefect could not start or record the flow run
+        _fail(f"the gate could not run: {exc}", ExitCode.INCONCLUSIVE)
     outcome = state.result(raise_on_failure=False)
     if not isinstance(outcome, GateResult):
         _fail(f"the gate could not run: {state.message or outcome!r}", ExitCode.INCONCLUSIVE)

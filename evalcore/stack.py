@@ -161,9 +161,7 @@ def start_stack(
         )
     logs = home / "logs"
     api_url = f"http://{host}:{port}/api"
-    env = dict(os.environ)
-    env.setdefault("PREFECT_HOME", str((home / "prefect").resolve()))
-    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    env = prefect_env(home)
     env["PREFECT_API_URL"] = api_url
     env["EVALCORE_HOME"] = str(home.resolve())
     env["EVALCORE_SUITE"] = str(suite.resolve())
@@ -171,30 +169,16 @@ def start_stack(
     stack = Stack(api_url=api_url, target_url=None, logs=logs)
     try:
         on_step(f"Prefect server on {api_url}")
-        server = ManagedProcess(
-            "prefect server",
-            [
-                sys.executable,
-                "-m",
-                "prefect",
-                "server",
-                "start",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--ui" if ui else "--no-ui",
-            ],
-            env,
-            logs / "prefect-server.log",
-            cwd=project,
-        ).start()
-        stack.children.append(server)
-        _wait(
-            "the Prefect server",
-            lambda: _get_ok(f"{api_url}/health") is not None,
-            server,
-            startup_timeout_s,
+        stack.children.append(
+            start_prefect_server(
+                env,
+                logs / "prefect-server.log",
+                host=host,
+                port=port,
+                ui=ui,
+                cwd=project,
+                timeout_s=startup_timeout_s,
+            )
         )
         if reference_port is not None:
             on_step(f"reference target on http://{host}:{reference_port}/v1")
@@ -222,6 +206,50 @@ def start_stack(
         stack.stop()
         raise
     return stack
+
+
+def prefect_env(home: Path) -> dict[str, str]:
+    """The environment for Prefect processes of the local stack: state under EVALCORE_HOME
+    unless PREFECT_HOME is set, and no telemetry (there is no network to send it to)."""
+    env = dict(os.environ)
+    env.setdefault("PREFECT_HOME", str((home / "prefect").resolve()))
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    return env
+
+
+def start_prefect_server(
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int,
+    ui: bool = False,
+    cwd: Path | None = None,
+    timeout_s: float = 90.0,
+) -> ManagedProcess:
+    """`prefect server start` on `host:port`, returned once `/api/health` answers."""
+    server = ManagedProcess(
+        "prefect server",
+        [
+            *(sys.executable, "-m", "prefect", "server", "start"),
+            *("--host", host, "--port", str(port), "--ui" if ui else "--no-ui"),
+        ],
+        env,
+        log_path,
+        cwd=cwd,
+    ).start()
+    api_url = f"http://{host}:{port}/api"
+    try:
+        _wait(
+            "the Prefect server",
+            lambda: _get_ok(f"{api_url}/health") is not None,
+            server,
+            timeout_s,
+        )
+    except BaseException:
+        server.stop()
+        raise
+    return server
 
 
 def _polled_since(api_url: str, deployment: str, since: dt.datetime) -> bool:

@@ -162,7 +162,7 @@ async def release_gate(
     if event_id:
         attach_event_run(engine, event_id, run_id)
     await run_step(unwalked(loaded), run_id)
-    report = report_path or str(default_report_path(settings.home, release, run_id))
+    report = report_path or str(default_report_path(settings.home.resolve(), release, run_id))
     result, markdown = verdict_step(run_id, resumed, report, junit_path)
     await report_step(result, markdown)
     logger.info("release %s: %s (%s)", release, result.verdict.value, result.reason)
