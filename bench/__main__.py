@@ -25,6 +25,8 @@ import aiohttp
 import httpx
 import orjson
 
+from bench.gate import LATENCY_MS as GATE_LATENCY_MS
+from bench.gate import gate_overhead
 from bench.suites import write_suite
 from evalcore import aio
 
@@ -164,102 +166,111 @@ def main() -> None:
     parser.add_argument("--rss-cases", type=int, default=100_000)
     parser.add_argument("--skip-httpx-default", action="store_true")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs at 100 ms")
+    parser.add_argument(
+        "--only", choices=["all", "engine", "gate"], default="all", help="which benchmarks"
+    )
     args = parser.parse_args()
-    n, c = args.cases, args.concurrency
 
     with tempfile.TemporaryDirectory(prefix="evalcore-bench-") as tmp:
         work = Path(tmp)
-        print(f"run engine: {n} cases, concurrency {c}, stub = bare ASGI on uvicorn")
+        if args.only in ("all", "engine"):
+            engine_benchmarks(args, work)
+        if args.only in ("all", "gate"):
+            with stub(GATE_LATENCY_MS) as url:
+                gate_overhead(work, url, repeats=args.repeats, free_port=free_port, line=line)
 
-        with stub(100) as url:
-            ideal = n / c * 0.1
-            suite = write_suite(
-                work / "s100",
-                cases=n,
-                target_yaml=f"{{kind: openai_chat, base_url: '{url}', model: stub}}",
-            )
-            aio.run(bare_aiohttp(url, 200, c))  # warm the stub
-            # Interleaved repeats, medians reported: the machine is shared and noisy.
-            aiohttp_times, engine_times = [], []
-            for i in range(args.repeats):
-                aiohttp_times.append(aio.run(bare_aiohttp(url, n, c)))
-                engine_times.append(
-                    engine_run(suite, f"sqlite:///{work}/b100-{i}.db", concurrency=c)[0]
-                )
-            t_aiohttp = statistics.median(aiohttp_times)
-            t_engine = statistics.median(engine_times)
-            t_httpx_aiohttp = aio.run(bare_httpx_loop(url, n, c, transport=_httpx_aiohttp(c)))
-            t_httpx = None
-            if not args.skip_httpx_default:
-                t_httpx = aio.run(bare_httpx_loop(url, n, c))
-        print(
-            f"\n[100 ms target latency; engine and aiohttp: median of {args.repeats} interleaved runs]"
-        )
-        line("ideal (cases / concurrency x 100 ms)", f"{ideal:.2f} s")
-        line("bare aiohttp loop", f"{t_aiohttp:.2f} s", f"{t_aiohttp / ideal:.2f}x ideal")
-        line(
-            "bare httpx loop on httpx-aiohttp's transport (not used)",
-            f"{t_httpx_aiohttp:.2f} s",
-            f"{t_httpx_aiohttp / ideal:.2f}x ideal",
-        )
-        if t_httpx is not None:
-            line(
-                "bare httpx loop, default pool (not used)",
-                f"{t_httpx:.2f} s",
-                f"{t_httpx / ideal:.2f}x ideal",
-            )
-        line(
-            "evalcore run phase (call + score + persist, SQLite)",
-            f"{t_engine:.2f} s",
-            f"{t_engine / ideal:.2f}x ideal (goal <= 1.20), "
-            f"{t_engine / t_aiohttp:.2f}x aiohttp (goal <= 1.10)",
-        )
 
-        n0 = max(n, 10_000)  # long enough that connection set-up and start-up do not dominate
-        with stub(0) as url:
-            suite = write_suite(
-                work / "s0",
-                cases=n0,
-                target_yaml=f"{{kind: openai_chat, base_url: '{url}', model: stub}}",
-            )
-            aio.run(bare_aiohttp(url, 200, c))
-            t_httpx_aiohttp0 = aio.run(bare_httpx_loop(url, n0, c, transport=_httpx_aiohttp(c)))
-            aiohttp_rates, engine_rates = [], []
-            for i in range(args.repeats):
-                aiohttp_rates.append(n0 / aio.run(bare_aiohttp(url, n0, c)))
-                seconds, rows = engine_run(suite, f"sqlite:///{work}/b0-{i}.db", concurrency=c)
-                engine_rates.append(rows / seconds)
-            rate_aiohttp0 = statistics.median(aiohttp_rates)
-            rate_engine0 = statistics.median(engine_rates)
-        print(f"\n[0 ms target latency, over HTTP, {n0:,} cases; median of {args.repeats}]")
-        line("bare aiohttp loop", f"{rate_aiohttp0:,.0f} calls/s")
-        line(
-            "bare httpx loop on httpx-aiohttp's transport", f"{n0 / t_httpx_aiohttp0:,.0f} calls/s"
-        )
-        line(
-            "evalcore, scored and persisted to SQLite",
-            f"{rate_engine0:,.0f} results/s",
-            f"goal >= 2,000/s (promptfoo ~210, Inspect ~80); "
-            f"{rate_aiohttp0 / rate_engine0:.2f}x aiohttp time",
-        )
+def engine_benchmarks(args: argparse.Namespace, work: Path) -> None:
+    n, c = args.cases, args.concurrency
+    print(f"run engine: {n} cases, concurrency {c}, stub = bare ASGI on uvicorn")
 
-        n_inproc = max(n, 20_000)
+    with stub(100) as url:
+        ideal = n / c * 0.1
         suite = write_suite(
-            work / "sin",
-            cases=n_inproc,
-            target_yaml="{kind: python, callable: 'bench.callables:answer', model: stub}",
+            work / "s100",
+            cases=n,
+            target_yaml=f"{{kind: openai_chat, base_url: '{url}', model: stub}}",
         )
-        t_in, rows_in = engine_run(suite, f"sqlite:///{work}/bin.db", concurrency=c)
-        print("\n[in-process zero-latency callable]")
+        aio.run(bare_aiohttp(url, 200, c))  # warm the stub
+        # Interleaved repeats, medians reported: the machine is shared and noisy.
+        aiohttp_times, engine_times = [], []
+        for i in range(args.repeats):
+            aiohttp_times.append(aio.run(bare_aiohttp(url, n, c)))
+            engine_times.append(
+                engine_run(suite, f"sqlite:///{work}/b100-{i}.db", concurrency=c)[0]
+            )
+        t_aiohttp = statistics.median(aiohttp_times)
+        t_engine = statistics.median(engine_times)
+        t_httpx_aiohttp = aio.run(bare_httpx_loop(url, n, c, transport=_httpx_aiohttp(c)))
+        t_httpx = None
+        if not args.skip_httpx_default:
+            t_httpx = aio.run(bare_httpx_loop(url, n, c))
+    print(
+        f"\n[100 ms target latency; engine and aiohttp: median of {args.repeats} interleaved runs]"
+    )
+    line("ideal (cases / concurrency x 100 ms)", f"{ideal:.2f} s")
+    line("bare aiohttp loop", f"{t_aiohttp:.2f} s", f"{t_aiohttp / ideal:.2f}x ideal")
+    line(
+        "bare httpx loop on httpx-aiohttp's transport (not used)",
+        f"{t_httpx_aiohttp:.2f} s",
+        f"{t_httpx_aiohttp / ideal:.2f}x ideal",
+    )
+    if t_httpx is not None:
         line(
-            f"evalcore, {n_inproc:,} cases scored and persisted",
-            f"{rows_in / t_in:,.0f} results/s",
-            "goal >= 5,000/s",
+            "bare httpx loop, default pool (not used)",
+            f"{t_httpx:.2f} s",
+            f"{t_httpx / ideal:.2f}x ideal",
         )
+    line(
+        "evalcore run phase (call + score + persist, SQLite)",
+        f"{t_engine:.2f} s",
+        f"{t_engine / ideal:.2f}x ideal (goal <= 1.20), "
+        f"{t_engine / t_aiohttp:.2f}x aiohttp (goal <= 1.10)",
+    )
 
-        rss_mb, rss_s = rss_probe(args.rss_cases, work)
-        print(f"\n[{args.rss_cases:,}-case generated suite, `evalcore run` in a child process]")
-        line("peak RSS", f"{rss_mb:,.0f} MB", f"goal <= 400 MB ({rss_s:.1f} s wall)")
+    n0 = max(n, 10_000)  # long enough that connection set-up and start-up do not dominate
+    with stub(0) as url:
+        suite = write_suite(
+            work / "s0",
+            cases=n0,
+            target_yaml=f"{{kind: openai_chat, base_url: '{url}', model: stub}}",
+        )
+        aio.run(bare_aiohttp(url, 200, c))
+        t_httpx_aiohttp0 = aio.run(bare_httpx_loop(url, n0, c, transport=_httpx_aiohttp(c)))
+        aiohttp_rates, engine_rates = [], []
+        for i in range(args.repeats):
+            aiohttp_rates.append(n0 / aio.run(bare_aiohttp(url, n0, c)))
+            seconds, rows = engine_run(suite, f"sqlite:///{work}/b0-{i}.db", concurrency=c)
+            engine_rates.append(rows / seconds)
+        rate_aiohttp0 = statistics.median(aiohttp_rates)
+        rate_engine0 = statistics.median(engine_rates)
+    print(f"\n[0 ms target latency, over HTTP, {n0:,} cases; median of {args.repeats}]")
+    line("bare aiohttp loop", f"{rate_aiohttp0:,.0f} calls/s")
+    line("bare httpx loop on httpx-aiohttp's transport", f"{n0 / t_httpx_aiohttp0:,.0f} calls/s")
+    line(
+        "evalcore, scored and persisted to SQLite",
+        f"{rate_engine0:,.0f} results/s",
+        f"goal >= 2,000/s (promptfoo ~210, Inspect ~80); "
+        f"{rate_aiohttp0 / rate_engine0:.2f}x aiohttp time",
+    )
+
+    n_inproc = max(n, 20_000)
+    suite = write_suite(
+        work / "sin",
+        cases=n_inproc,
+        target_yaml="{kind: python, callable: 'bench.callables:answer', model: stub}",
+    )
+    t_in, rows_in = engine_run(suite, f"sqlite:///{work}/bin.db", concurrency=c)
+    print("\n[in-process zero-latency callable]")
+    line(
+        f"evalcore, {n_inproc:,} cases scored and persisted",
+        f"{rows_in / t_in:,.0f} results/s",
+        "goal >= 5,000/s",
+    )
+
+    rss_mb, rss_s = rss_probe(args.rss_cases, work)
+    print(f"\n[{args.rss_cases:,}-case generated suite, `evalcore run` in a child process]")
+    line("peak RSS", f"{rss_mb:,.0f} MB", f"goal <= 400 MB ({rss_s:.1f} s wall)")
 
 
 if __name__ == "__main__":

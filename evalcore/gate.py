@@ -70,6 +70,7 @@ class GateResult(BaseModel):
     flaky: list[str]
     results: int
     errors: int
+    run_seconds: float | None = None  # the engine's run phase in this gate run
     report_path: str | None = None
     junit_path: str | None = None
 
@@ -125,6 +126,7 @@ def gate_result(
     run_id: str,
     *,
     resumed: bool,
+    run_seconds: float | None = None,
     report_path: Path | None = None,
     junit_path: Path | None = None,
 ) -> tuple[GateResult, RunSummary, RunVerdict]:
@@ -158,6 +160,7 @@ def gate_result(
         flaky=verdict.flaky,
         results=summary.results,
         errors=summary.errors,
+        run_seconds=run_seconds,
         report_path=str(report_path) if report_path else None,
         junit_path=str(junit_path) if junit_path else None,
     )

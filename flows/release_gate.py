@@ -71,8 +71,9 @@ def open_step(suite: Suite, request: GateRequest) -> tuple[str, bool]:
     retries=2,
     retry_delay_seconds=5,
 )
-async def run_step(suite: Suite, run_id: str) -> int:
-    """Call the target for every pair without a result and score it (a retry resumes)."""
+async def run_step(suite: Suite, run_id: str) -> float:
+    """Call the target for every pair without a result and score it (a retry resumes);
+    returns the seconds the engine's run phase took."""
     engine = get_engine()
     from evalcore.store.repository import get_run
 
@@ -86,18 +87,23 @@ async def run_step(suite: Suite, run_id: str) -> int:
         report.elapsed_s,
         report.counters.skipped,
     )
-    return report.written
+    return report.elapsed_s
 
 
 @task(name="verdict", cache_policy=NO_CACHE, persist_result=False)
 def verdict_step(
-    run_id: str, resumed: bool, report_path: str | None, junit_path: str | None
+    run_id: str,
+    resumed: bool,
+    run_seconds: float,
+    report_path: str | None,
+    junit_path: str | None,
 ) -> tuple[GateResult, str]:
     """Judge the run against its scorecard; write the HTML report (and JUnit if asked)."""
     result, summary, _ = gate_result(
         get_engine(),
         run_id,
         resumed=resumed,
+        run_seconds=run_seconds,
         report_path=Path(report_path) if report_path else None,
         junit_path=Path(junit_path) if junit_path else None,
     )
@@ -161,9 +167,9 @@ async def release_gate(
     run_id, resumed = open_step(unwalked(loaded), request)
     if event_id:
         attach_event_run(engine, event_id, run_id)
-    await run_step(unwalked(loaded), run_id)
+    run_seconds = await run_step(unwalked(loaded), run_id)
     report = report_path or str(default_report_path(settings.home.resolve(), release, run_id))
-    result, markdown = verdict_step(run_id, resumed, report, junit_path)
+    result, markdown = verdict_step(run_id, resumed, run_seconds, report, junit_path)
     await report_step(result, markdown)
     logger.info("release %s: %s (%s)", release, result.verdict.value, result.reason)
     if result.verdict is not Verdict.passed:
