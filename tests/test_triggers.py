@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,12 +73,39 @@ def _release_automations(api: str) -> list[dict[str, Any]]:
     return [a for a in response.json() if RELEASE_EVENT in a["trigger"].get("expect", [])]
 
 
+@pytest.fixture
+def prefect_database(db_url: str) -> Iterator[str | None]:
+    """With the PostgreSQL store, the Prefect server runs on PostgreSQL too (the scale-out
+    path), in a database of its own that is dropped afterwards."""
+    if not db_url.startswith("postgresql"):
+        yield None
+        return
+    import psycopg
+
+    from tests.conftest import PG_ADMIN_URL
+
+    name = f"evalcore_prefect_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        host = PG_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
+        yield f"postgresql+asyncpg://{host}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.mark.slow
-def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(tmp_path: Path) -> None:
+def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(
+    tmp_path: Path, db_url: str, prefect_database: str | None
+) -> None:
     home = tmp_path / "home"
     port, reference_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EVALCORE_", "PREFECT_"))}
     env.update(EVALCORE_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    env["EVALCORE_DATABASE_URL"] = db_url
+    if prefect_database is not None:
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = prefect_database
     log = tmp_path / "up.log"
     with log.open("wb") as out:
         up = subprocess.Popen(
@@ -120,7 +149,7 @@ def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(tmp_pat
         assert "announced release rel-9" in announced.stdout
         assert ": completed" in announced.stdout
 
-        engine = get_engine(f"sqlite:///{home / 'evalcore.db'}")
+        engine = get_engine(db_url)
         (run,) = list_runs(engine, release="rel-9")
         assert (run.status, run.trigger, run.sets) == ("finished", RELEASE_EVENT, ["blocking"])
         assert run_verdict(engine, run).verdict is Verdict.passed
@@ -131,6 +160,12 @@ def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(tmp_pat
         with Session(engine) as session:
             (claim,) = session.exec(select(TriggerEventRow)).all()
         assert (claim.release, claim.run_id) == ("rel-9", run.id)
+        if prefect_database is not None:  # the flow run is in Prefect's PostgreSQL database
+            import psycopg
+
+            with psycopg.connect(prefect_database.replace("+asyncpg", "")) as conn:
+                row = conn.execute("SELECT count(*) FROM flow_run").fetchone()
+            assert row is not None and row[0] >= 1
 
         # Serving again removes the stale trigger: one route per deployment.
         purged = _run(
