@@ -293,3 +293,22 @@ def test_a_second_firing_of_the_same_event_gates_nothing(prefect_api: str) -> No
     assert second.message == (
         f"event 0199-event for release dup-1 was already handled by run {run.id[:12]}; nothing to do"
     )
+
+
+def test_announcing_without_a_reachable_prefect_server_is_a_configuration_error(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    unset = evalcore("release", "announce", "r1", cwd=ROOT, home=home)
+    assert unset.returncode == 3
+    assert "PREFECT_API_URL is not set" in unset.stderr
+    dead = evalcore(
+        "release",
+        "announce",
+        "r1",
+        cwd=ROOT,
+        home=home,
+        env={"PREFECT_API_URL": "http://127.0.0.1:9/api"},
+    )
+    assert dead.returncode == 3
+    assert "could not reach the Prefect server at http://127.0.0.1:9/api" in dead.stderr
