@@ -32,7 +32,7 @@ from evalcore.gate import (
 from evalcore.runner import execute_run
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
-from evalcore.store.repository import attach_event_run, claim_event
+from evalcore.store.repository import attach_event_run, claim_event, get_run
 from evalcore.suite import Suite, load_suite
 from evalcore.verdict import Verdict
 
@@ -75,8 +75,6 @@ async def run_step(suite: Suite, run_id: str) -> float:
     """Call the target for every pair without a result and score it (a retry resumes);
     returns the seconds the engine's run phase took."""
     engine = get_engine()
-    from evalcore.store.repository import get_run
-
     run = get_run(engine, run_id)
     assert run is not None
     report = await execute_run(engine, suite, run)
