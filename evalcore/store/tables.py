@@ -111,3 +111,72 @@ class TriggerEventRow(SQLModel, table=True):
     release: str | None = Field(default=None, max_length=128)
     run_id: str | None = Field(default=None, max_length=32)
     received_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class BaselineRow(SQLModel, table=True):
+    """The run a route's set is compared with; accepting a new one supersedes, never deletes."""
+
+    __tablename__ = "baseline"
+    __table_args__ = (Index("ix_baseline_route_set", "route", "set", "accepted_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    route: str = Field(max_length=128)
+    set: str = Field(max_length=16)
+    run_id: str = Field(foreign_key="run.id", max_length=32)
+    accepted_by: str = Field(max_length=64)  # owner id from owners.yaml
+    reason: str
+    accepted_at: dt.datetime = Field(default_factory=utcnow)
+    superseded_at: dt.datetime | None = None
+
+
+class RunStatsRow(SQLModel, table=True):
+    """A finished run in a few numbers, computed once, so trends read one row per run."""
+
+    __tablename__ = "run_stats"
+    __table_args__ = (Index("ix_run_stats_route_created", "route", "created_at"),)
+
+    run_id: str = Field(primary_key=True, foreign_key="run.id", max_length=32)
+    route: str = Field(max_length=128)
+    sets: list[str] = Field(sa_column=Column(JSONText, nullable=False))
+    created_at: dt.datetime  # the run's start, copied for range scans
+    results: int = 0
+    passed: int = 0
+    failed: int = 0
+    errors: int = 0
+    pass_rate: float | None = None
+    error_rate: float | None = None
+    latency_p50_ms: float | None = None
+    latency_p95_ms: float | None = None
+    cost_usd: float = 0.0
+    judge_cost_usd: float = 0.0
+    cost_per_case_usd: float | None = None
+    computed_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class DriftFindingRow(SQLModel, table=True):
+    """One finding of a monitoring run against its baseline: drift, a dataset change, or a
+    flaky case, with the numbers behind it."""
+
+    __tablename__ = "drift_finding"
+    __table_args__ = (
+        Index("ix_drift_finding_run", "run_id"),
+        Index("ix_drift_finding_scope", "kind", "scope"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="run.id", max_length=32)
+    baseline_run_id: str | None = Field(default=None, max_length=32)
+    route: str = Field(max_length=128)
+    kind: str = Field(max_length=16)  # drift | dataset_change | flaky
+    metric: str = Field(max_length=32)
+    scope: str = Field(max_length=200)  # set:monitoring, tag:refunds, case:<id>, route
+    baseline_value: float | None = None
+    current_value: float | None = None
+    effect: float | None = None
+    p_value: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    severity: str = Field(max_length=16)
+    detail: str = ""
+    proposal: str | None = None
+    created_at: dt.datetime = Field(default_factory=utcnow)
