@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from evalcore.run_stats import record_run_stats
 from evalcore.runner.engine import Counters, EngineOptions, execute, work_items
 from evalcore.runner.retry import RetryPolicy
 from evalcore.scorers.base import ScoreContext
@@ -261,6 +262,7 @@ async def execute_run(
         if judge_client is not None:
             await judge_client.aclose()
     elapsed = time.perf_counter() - started
+    record_run_stats(engine, run.id)  # finished: its row for the trends
     refreshed = get_run(engine, run.id)
     assert refreshed is not None
     return RunReport(
