@@ -1,4 +1,5 @@
-"""`make bench`: the run engine measured side by side with bare loops, in one run.
+"""`make bench`: the run engine measured side by side with bare loops, the gate flow's
+overhead, drift analysis and trends, in one run (`--only` picks one part).
 
 Absolute times on a shared 2-core machine mean little; the ratios printed here compare
 the engine with the ideal and with a bare aiohttp loop against the same stub, measured
@@ -25,9 +26,11 @@ import aiohttp
 import httpx
 import orjson
 
+from bench.drift import drift_bench
 from bench.gate import LATENCY_MS as GATE_LATENCY_MS
 from bench.gate import gate_overhead
 from bench.suites import write_suite
+from bench.trends import trends_bench
 from evalcore import aio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +170,10 @@ def main() -> None:
     parser.add_argument("--skip-httpx-default", action="store_true")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs at 100 ms")
     parser.add_argument(
-        "--only", choices=["all", "engine", "gate"], default="all", help="which benchmarks"
+        "--only",
+        choices=["all", "engine", "gate", "drift", "trends"],
+        default="all",
+        help="which benchmarks",
     )
     args = parser.parse_args()
 
@@ -178,6 +184,10 @@ def main() -> None:
         if args.only in ("all", "gate"):
             with stub(GATE_LATENCY_MS) as url:
                 gate_overhead(work, url, repeats=args.repeats, free_port=free_port, line=line)
+        if args.only in ("all", "drift"):
+            drift_bench(work, line)
+        if args.only in ("all", "trends"):
+            trends_bench(work, line)
 
 
 def engine_benchmarks(args: argparse.Namespace, work: Path) -> None:

@@ -1,4 +1,5 @@
-"""Every evalcore flow with its trigger or schedule, served from one local process.
+"""Every evalcore flow with its trigger or schedule, served from one local process:
+release-gate on `release.created`, nightly-monitor on a cron in the scorecard's timezone.
 
     PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.serve
 
@@ -26,11 +27,17 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.events.actions import RunDeployment
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.exceptions import ObjectNotFound
+from prefect.schedules import Cron, Schedule
 
 from evalcore.gate import RELEASE_EVENT
+from evalcore.settings import get_settings
+from evalcore.suite import load_suite
+from flows.nightly_monitor import nightly_monitor
 from flows.release_gate import release_gate
 
 GATE_DEPLOYMENT = "release-gate"
+MONITOR_DEPLOYMENT = "nightly-monitor"
+NIGHTLY_CRON = "0 2 * * *"  # 02:00 in the scorecard's drift.timezone
 RELEASE_RESOURCE = "evalcore.release.*"
 
 # Rendered by the server from the triggering event. Single-expression templates keep
@@ -56,7 +63,13 @@ def release_trigger() -> DeploymentEventTrigger:
     )
 
 
-def build_deployments(name: str = GATE_DEPLOYMENT) -> list[RunnerDeployment]:
+def nightly_schedule(timezone: str, cron: str = NIGHTLY_CRON) -> Schedule:
+    return Cron(cron, timezone=timezone)
+
+
+def build_deployments(
+    name: str = GATE_DEPLOYMENT, *, timezone: str = "UTC", cron: str = NIGHTLY_CRON
+) -> list[RunnerDeployment]:
     # `to_deployment` is sync-compatible: called from sync code it returns the deployment.
     return [
         release_gate.to_deployment(  # type: ignore[list-item]
@@ -64,7 +77,13 @@ def build_deployments(name: str = GATE_DEPLOYMENT) -> list[RunnerDeployment]:
             triggers=[release_trigger()],
             description="Gate a release on the blocking set (triggered by release.created).",
             tags=["evalcore", "release-gate"],
-        )
+        ),
+        nightly_monitor.to_deployment(  # type: ignore[list-item]
+            name=MONITOR_DEPLOYMENT,
+            schedules=[nightly_schedule(timezone, cron)],
+            description="The monitoring set against its baseline, every night.",
+            tags=["evalcore", "nightly-monitor"],
+        ),
     ]
 
 
@@ -102,11 +121,16 @@ async def purge_stale_triggers(*, keep_deployment: str = GATE_DEPLOYMENT) -> lis
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--name", default=GATE_DEPLOYMENT, help="deployment name")
+    parser.add_argument("--name", default=GATE_DEPLOYMENT, help="release-gate deployment name")
+    parser.add_argument(
+        "--nightly-cron", default=NIGHTLY_CRON, help="when the nightly monitor runs"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s | %(levelname)s | %(message)s")
+    # The nightly schedule follows the suite's scorecard (drift.timezone).
+    timezone = load_suite(get_settings().suite).scorecard.drift.timezone
     asyncio.run(purge_stale_triggers(keep_deployment=args.name))
-    serve(*build_deployments(args.name))
+    serve(*build_deployments(args.name, timezone=timezone, cron=args.nightly_cron))
 
 
 if __name__ == "__main__":

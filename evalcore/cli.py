@@ -500,6 +500,193 @@ def up(
     raise typer.Exit(code)
 
 
+baseline_app = typer.Typer(
+    help="Baselines the nightly monitor compares with.", no_args_is_help=True
+)
+app.add_typer(baseline_app, name="baseline")
+
+
+@baseline_app.command("accept")
+def baseline_accept(
+    run_id: Annotated[str, typer.Argument(help="A finished run (id or unique prefix).")],
+    by: Annotated[str, typer.Option("--by", help="Owner id from owners.yaml.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why this run is the new normal.")],
+    suite: SuiteOption = None,
+) -> None:
+    """Make a finished run the baseline of its route and set(s); the previous one is kept.
+
+    Only an owner of the route or the set (owners.yaml) may accept.
+
+    Example: [bold]evalcore baseline accept 3f2a9c1d0b7e --by maya.okafor --reason "new model"[/]
+    """
+    from evalcore.baseline import BaselineError, accept_baseline
+    from evalcore.console import console
+    from evalcore.store.engine import get_engine
+
+    loaded = _load(suite)
+    try:
+        rows = accept_baseline(get_engine(), loaded.owners, run_id=run_id, by=by, reason=reason)
+    except BaselineError as exc:
+        _fail(str(exc))
+    for row in rows:
+        console.print(
+            f"baseline of {row.route}/{row.set} is now run {row.run_id[:12]} "
+            f"(accepted by {row.accepted_by})",
+            highlight=False,
+        )
+
+
+@baseline_app.command("list")
+def baseline_list(
+    route: Annotated[str | None, typer.Option(help="Only this route.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Every baseline ever accepted, with who, when and why; current ones first per set."""
+    from evalcore.baseline import list_baselines
+    from evalcore.console import baselines_table, console
+    from evalcore.store.engine import get_engine
+
+    rows = list_baselines(get_engine(), route=route)
+    if as_json:
+        print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
+        return
+    console.print(baselines_table(rows))
+
+
+@app.command()
+def monitor(
+    suite: SuiteOption = None,
+    target_url: Annotated[
+        str | None,
+        typer.Option(help="Override the target's URL.", envvar="EVALCORE_TARGET_URL"),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Override the target's model.")] = None,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(help="Override the LLM judge's URL.", envvar="EVALCORE_JUDGE_URL"),
+    ] = None,
+    fail_on_drift: Annotated[
+        str | None,
+        typer.Option(
+            help="Exit 1 when a drift finding at or above this severity appears "
+            "(info, low, medium, high, critical)."
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The nightly monitor, in-process: the monitoring set against the route's baseline.
+
+    Findings are stored and printed; drift alone exits 0 unless --fail-on-drift says so.
+
+    Example: [bold]evalcore monitor --fail-on-drift high[/]
+    """
+    from evalcore.console import console, err_console, findings_table
+    from evalcore.drift import Severity
+    from evalcore.monitor import MonitorResult
+    from evalcore.runner import RunSetupError, override_target
+    from evalcore.targets import ConfigError, build_target
+
+    threshold = None
+    if fail_on_drift is not None:
+        try:
+            threshold = Severity.parse(fail_on_drift)
+        except ValueError as exc:
+            _fail(f"--fail-on-drift: {exc}")
+    loaded = _load(suite)
+    try:
+        config = override_target(loaded.scorecard.target, url=target_url, model=model)
+        build_target(config, concurrency=1, timeout_s=loaded.scorecard.run.timeout_s)
+    except (RunSetupError, ConfigError) as exc:
+        _fail(str(exc))
+    _prefect_defaults()
+    from prefect.client.schemas.objects import State
+
+    from flows.nightly_monitor import nightly_monitor
+
+    async def go() -> State[Any]:
+        return await nightly_monitor(
+            target_url=target_url,
+            model=model,
+            judge_url=judge_url,
+            suite=str(loaded.root),
+            trigger="monitor",
+            return_state=True,
+        )
+
+    try:
+        state = aio.run(go())
+    except Exception as exc:  # Prefect could not start or record the flow run
+        _fail(f"the monitor could not run: {exc}", ExitCode.INCONCLUSIVE)
+    result = state.result(raise_on_failure=False)
+    if not isinstance(result, MonitorResult):
+        _fail(f"the monitor could not run: {state.message or result!r}", ExitCode.INCONCLUSIVE)
+    failing = result.alarms_at_or_above(threshold) if threshold is not None else []
+    if as_json:
+        print(result.model_dump_json(indent=2))
+    else:
+        if result.no_baseline:
+            err_console.print(f"[yellow]{result.no_baseline}[/]", highlight=False)
+        console.print(findings_table(result))
+        if failing:
+            console.print(
+                f"[red]{len(failing)} finding(s) at or above {fail_on_drift}[/]", highlight=False
+            )
+    raise typer.Exit(int(ExitCode.FAIL) if failing else 0)
+
+
+@app.command()
+def trends(
+    route: Annotated[
+        str | None, typer.Option(help="Route to show.", show_default="the suite's route")
+    ] = None,
+    days: Annotated[int, typer.Option(min=1, help="Nights to look back.")] = 30,
+    set_name: Annotated[str, typer.Option("--set", help="Which set's runs.")] = "monitoring",
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Write the HTML page here.", show_default="under EVALCORE_HOME"),
+    ] = None,
+    suite: SuiteOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Per-night pass rate, p95 latency, cost and error rate, as a table and an HTML page.
+
+    Example: [bold]evalcore trends --route support-assistant --days 30[/]
+    """
+    from evalcore.console import console
+    from evalcore.report.trends import trend_json, trends_table, write_trends_html
+    from evalcore.store.engine import get_engine
+    from evalcore.trends import nightly_trend
+
+    loaded = _load(suite)
+    scorecard = loaded.scorecard
+    route = route or scorecard.route
+    try:
+        points = nightly_trend(
+            get_engine(),
+            route=route,
+            days=days,
+            set_name=set_name,
+            timezone=scorecard.drift.timezone,
+        )
+    except ValueError as exc:
+        _fail(str(exc))
+    from evalcore.gate import slug
+
+    path = html or get_settings().home.resolve() / "reports" / f"trends-{slug(route)}.html"
+    write_trends_html(
+        points,
+        path,
+        route=route,
+        set_name=set_name,
+        scorecard=scorecard if route == scorecard.route else None,
+    )
+    if as_json:
+        print(json.dumps({"route": route, "html": str(path), "nights": trend_json(points)}))
+        return
+    console.print(trends_table(points, route=route))
+    console.print(f"HTML: {path}", highlight=False, soft_wrap=True)
+
+
 @app.command("reference-target")
 def reference_target(
     port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 8765,

@@ -28,6 +28,8 @@ from evalcore.verdict import RunVerdict
 
 if TYPE_CHECKING:
     from evalcore.history import RunOverview
+    from evalcore.monitor import MonitorResult
+    from evalcore.store.tables import BaselineRow
 
 # Piped output (CI logs, files) gets a wide fixed width instead of rich's 80 columns, so
 # tables stay readable and a line keeps its `file:line` and ids whole.
@@ -206,4 +208,63 @@ def verdict_table(verdict: RunVerdict) -> Table:
         table.add_row(c.name, c.threshold, c.measured, marks[c.held], c.detail)
     if verdict.flaky:
         table.caption = "flaky (mixed samples): " + ", ".join(verdict.flaky)
+    return table
+
+
+_SEVERITY_STYLE = {
+    "critical": "bold red",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+
+
+def _num(value: float | None, fmt: str = "{:.4g}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def findings_table(result: MonitorResult) -> Table:
+    """A monitoring run's findings: drift first (worst on top), then flaky and dataset."""
+    alarms = len(result.alarms)
+    title = (
+        f"Monitor {result.route}/{result.set}: run {result.run_id[:12]} vs baseline "
+        f"{(result.baseline_run_id or '')[:12]} — {alarms} alarm(s)"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("severity", "kind", "metric", "scope", "baseline", "current", "effect", "p"):
+        table.add_column(column)
+    table.add_column("detail / proposal", overflow="fold")
+    for f in result.findings:
+        style = _SEVERITY_STYLE.get(f.severity, "")
+        table.add_row(
+            f"[{style}]{f.severity}[/]",
+            f.kind,
+            f.metric,
+            f.scope,
+            _num(f.baseline_value),
+            _num(f.current_value),
+            _num(f.effect, "{:+.3g}"),
+            _num(f.p_value, "{:.2g}"),
+            "; ".join(filter(None, [f.detail, f.proposal])),
+        )
+    return table
+
+
+def baselines_table(rows: list[BaselineRow]) -> Table:
+    table = Table(title="Baselines, newest first", title_justify="left")
+    for column in ("route", "set", "run", "accepted (UTC)", "by", "reason", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.route,
+            row.set,
+            row.run_id[:12],
+            row.accepted_at.strftime("%Y-%m-%d %H:%M"),
+            row.accepted_by,
+            row.reason,
+            "[green]current[/]"
+            if row.superseded_at is None
+            else f"superseded {row.superseded_at:%Y-%m-%d %H:%M}",
+        )
     return table

@@ -421,6 +421,29 @@ def _rate_test(
     return _Test(p, effect, make)
 
 
+MAX_UNSURE_FLIPS = 25
+
+
+def _capped_unsure_flips(unsure: list[Finding]) -> list[Finding]:
+    """Flips too thin to test (one sample each) are listed up to a cap, then summed up in
+    one line: on a large single-sample run they are thousands of coin tosses, not news."""
+    if len(unsure) <= MAX_UNSURE_FLIPS:
+        return unsure
+    unsure.sort(key=lambda f: f.scope)
+    rest = unsure[MAX_UNSURE_FLIPS:]
+    named = ", ".join(f.scope.removeprefix("case:") for f in rest[:10])
+    summary = Finding(
+        FindingKind.drift,
+        "untested_flips",
+        "route",
+        Severity.info,
+        f"{len(rest)} more case(s) flipped with too few samples to tell "
+        f"(e.g. {named}{', ...' if len(rest) > 10 else ''}); raise `samples` to test them",
+        current_value=float(len(rest)),
+    )
+    return [*unsure[:MAX_UNSURE_FLIPS], summary]
+
+
 def _flip_finding(
     flip: _Flip,
     p: float,
@@ -663,8 +686,11 @@ def _analyse(current: RunSnapshot, baseline: RunSnapshot, settings: DriftSetting
                 findings.append(finding)
         offset = len(tests)
         details: dict[tuple[Counts, float, bool], str] = {}
+        unsure: list[Finding] = []
         for flip in flips:
             q = adjusted[offset + flip.index]
-            findings.append(_flip_finding(flip, case_ps[flip.index], q, q <= level, details))
+            finding = _flip_finding(flip, case_ps[flip.index], q, q <= level, details)
+            (findings if finding.severity is not Severity.info else unsure).append(finding)
+        findings += _capped_unsure_flips(unsure)
     findings.sort(key=lambda f: (-f.severity.rank, f.scope, f.metric))
     return findings

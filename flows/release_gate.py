@@ -9,14 +9,12 @@ or inconclusive, so a Prefect automation, a CI job waiting on the flow run, or
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
-from prefect.utilities.annotations import quote
 
 from evalcore.gate import (
     RELEASE_EVENT,
@@ -29,23 +27,12 @@ from evalcore.gate import (
     gate_result,
     open_gate_run,
 )
-from evalcore.runner import execute_run
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
-from evalcore.store.repository import attach_event_run, claim_event, get_run
-from evalcore.suite import Suite, load_suite
+from evalcore.store.repository import attach_event_run, claim_event
+from evalcore.suite import Suite
 from evalcore.verdict import Verdict
-
-
-def unwalked(suite: Suite) -> Suite:
-    """Prefect walks task arguments looking for futures; a large suite is not worth walking."""
-    return cast(Suite, quote(suite))
-
-
-@task(name="load suite", cache_policy=NO_CACHE, persist_result=False)
-def load_step(path: str) -> Suite:
-    """Validate the versioned dataset; a bad file fails here, before any run exists."""
-    return load_suite(Path(path))
+from flows.common import load_step, run_step, unwalked
 
 
 @task(name="open run", cache_policy=NO_CACHE, persist_result=False)
@@ -64,28 +51,7 @@ def open_step(suite: Suite, request: GateRequest) -> tuple[str, bool]:
     return run.id, resumed
 
 
-@task(
-    name="run blocking set",
-    cache_policy=NO_CACHE,
-    persist_result=False,
-    retries=2,
-    retry_delay_seconds=5,
-)
-async def run_step(suite: Suite, run_id: str) -> float:
-    """Call the target for every pair without a result and score it (a retry resumes);
-    returns the seconds the engine's run phase took."""
-    engine = get_engine()
-    run = get_run(engine, run_id)
-    assert run is not None
-    report = await execute_run(engine, suite, run)
-    get_run_logger().info(
-        "run %s: %s new results in %.2f s (%s skipped as already done)",
-        run_id[:12],
-        report.written,
-        report.elapsed_s,
-        report.counters.skipped,
-    )
-    return report.elapsed_s
+run_blocking_set = run_step.with_options(name="run blocking set")
 
 
 @task(name="verdict", cache_policy=NO_CACHE, persist_result=False)
@@ -165,7 +131,7 @@ async def release_gate(
     run_id, resumed = open_step(unwalked(loaded), request)
     if event_id:
         attach_event_run(engine, event_id, run_id)
-    run_seconds = await run_step(unwalked(loaded), run_id)
+    run_seconds = await run_blocking_set(unwalked(loaded), run_id)
     report = report_path or str(default_report_path(settings.home.resolve(), release, run_id))
     result, markdown = verdict_step(run_id, resumed, run_seconds, report, junit_path)
     await report_step(result, markdown)

@@ -507,3 +507,29 @@ def test_a_baseline_on_an_older_dataset_sees_dataset_changes_not_drift(tmp_path:
     # two runs on a shared machine, and that is not what this test is about.
     assert [f for f in drift(findings) if f.scope != "route"] == []
     assert not [f for f in findings if f.kind is FindingKind.flaky]
+
+
+def test_thousands_of_untestable_flips_are_capped_and_summed_up() -> None:
+    from evalcore.drift import (
+        MAX_UNSURE_FLIPS,
+        Finding,
+        FindingKind,
+        Severity,
+        _capped_unsure_flips,
+    )
+
+    unsure = [
+        Finding(FindingKind.drift, "flip_pass_to_fail", f"case:c-{i:05d}", Severity.info)
+        for i in range(1000)
+    ]
+    kept = _capped_unsure_flips(list(unsure))
+    assert len(kept) == MAX_UNSURE_FLIPS + 1
+    summary = kept[-1]
+    assert (summary.metric, summary.scope, summary.current_value) == (
+        "untested_flips",
+        "route",
+        float(1000 - MAX_UNSURE_FLIPS),
+    )
+    assert summary.detail.startswith(f"{1000 - MAX_UNSURE_FLIPS} more case(s) flipped")
+    assert not summary.alarm
+    assert _capped_unsure_flips(unsure[:3]) == unsure[:3]

@@ -192,3 +192,16 @@ def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(
     assert not alive, [p.cmdline() for p in alive]
     assert not port_in_use("127.0.0.1", port)
     assert not port_in_use("127.0.0.1", reference_port)
+
+
+def test_prefect_yaml_schedules_the_nightly_monitor_like_deployments_serve() -> None:
+    from deployments.serve import MONITOR_DEPLOYMENT, NIGHTLY_CRON
+    from evalcore.suite import load_suite
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (deployment,) = [d for d in spec["deployments"] if d["name"] == MONITOR_DEPLOYMENT]
+    path, _, attribute = deployment["entrypoint"].partition(":")
+    assert f"async def {attribute}(" in (ROOT / path).read_text()
+    (schedule,) = deployment["schedules"]
+    timezone = load_suite(ROOT / "evals").scorecard.drift.timezone
+    assert (schedule["cron"], schedule["timezone"]) == (NIGHTLY_CRON, timezone)
