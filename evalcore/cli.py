@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import click
 import typer
@@ -19,6 +20,11 @@ from evalcore import aio
 from evalcore.exitcodes import ExitCode
 from evalcore.settings import get_settings
 from evalcore.suite import EvalSet, Suite, SuiteError, load_suite
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
+
+T = TypeVar("T")
 
 # typer vendors its own copy of click; its exceptions are not click's subclasses.
 _USAGE_ERRORS: tuple[type[click.ClickException] | type[TyperClickException], ...] = (
@@ -303,6 +309,35 @@ def _prefect_defaults() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
+def _check_target(loaded: Suite, *, target_url: str | None, model: str | None) -> None:
+    """A target that cannot be built (bad URL override, missing key) stops the command
+    before Prefect or a run row exist."""
+    from evalcore.runner import RunSetupError, override_target
+    from evalcore.targets import ConfigError, build_target
+
+    try:
+        config = override_target(loaded.scorecard.target, url=target_url, model=model)
+        build_target(config, concurrency=1, timeout_s=loaded.scorecard.run.timeout_s)
+    except (RunSetupError, ConfigError) as exc:
+        _fail(str(exc))
+
+
+def _run_flow(what: str, call: Callable[[], Awaitable[State[Any]]], expected: type[T]) -> T:
+    """Run a flow in-process and return its result; a flow that could not run exits 2."""
+
+    async def awaited() -> State[Any]:
+        return await call()
+
+    try:
+        state = aio.run(awaited())
+    except Exception as exc:  # Prefect could not start or record the flow run
+        _fail(f"the {what} could not run: {exc}", ExitCode.INCONCLUSIVE)
+    result = state.result(raise_on_failure=False)
+    if not isinstance(result, expected):
+        _fail(f"the {what} could not run: {state.message or result!r}", ExitCode.INCONCLUSIVE)
+    return result
+
+
 @app.command()
 def gate(
     release: Annotated[str, typer.Option("--release", "-r", help="Release id to gate.")],
@@ -336,26 +371,18 @@ def gate(
     from evalcore.console import console, err_console, print_summary, verdict_table
     from evalcore.gate import GateResult
     from evalcore.history import run_verdict
-    from evalcore.runner import RunSetupError, override_target
     from evalcore.store.engine import get_engine
     from evalcore.store.repository import get_run
     from evalcore.summary import summarize_run
-    from evalcore.targets import ConfigError, build_target
 
-    # Configuration problems stop here, before Prefect or a run row exist.
     loaded = _load(suite)
-    try:
-        config = override_target(loaded.scorecard.target, url=target_url, model=model)
-        build_target(config, concurrency=1, timeout_s=loaded.scorecard.run.timeout_s)
-    except (RunSetupError, ConfigError) as exc:
-        _fail(str(exc))
+    _check_target(loaded, target_url=target_url, model=model)
     _prefect_defaults()
-    from prefect.client.schemas.objects import State
-
     from flows.release_gate import release_gate
 
-    async def go() -> State[Any]:
-        return await release_gate(
+    outcome = _run_flow(
+        "gate",
+        lambda: release_gate(
             release=release,
             target_url=target_url,
             model=model,
@@ -365,15 +392,9 @@ def gate(
             report_path=str(report) if report else None,
             junit_path=str(junit) if junit else None,
             return_state=True,
-        )
-
-    try:
-        state = aio.run(go())
-    except Exception as exc:  # Prefect could not start or record the flow run
-        _fail(f"the gate could not run: {exc}", ExitCode.INCONCLUSIVE)
-    outcome = state.result(raise_on_failure=False)
-    if not isinstance(outcome, GateResult):
-        _fail(f"the gate could not run: {state.message or outcome!r}", ExitCode.INCONCLUSIVE)
+        ),
+        GateResult,
+    )
     if as_json:
         print(outcome.model_dump_json(indent=2))
         raise typer.Exit(outcome.exit_code)
@@ -583,8 +604,6 @@ def monitor(
     from evalcore.console import console, err_console, findings_table
     from evalcore.drift import Severity
     from evalcore.monitor import MonitorResult
-    from evalcore.runner import RunSetupError, override_target
-    from evalcore.targets import ConfigError, build_target
 
     threshold = None
     if fail_on_drift is not None:
@@ -593,33 +612,22 @@ def monitor(
         except ValueError as exc:
             _fail(f"--fail-on-drift: {exc}")
     loaded = _load(suite)
-    try:
-        config = override_target(loaded.scorecard.target, url=target_url, model=model)
-        build_target(config, concurrency=1, timeout_s=loaded.scorecard.run.timeout_s)
-    except (RunSetupError, ConfigError) as exc:
-        _fail(str(exc))
+    _check_target(loaded, target_url=target_url, model=model)
     _prefect_defaults()
-    from prefect.client.schemas.objects import State
-
     from flows.nightly_monitor import nightly_monitor
 
-    async def go() -> State[Any]:
-        return await nightly_monitor(
+    result = _run_flow(
+        "monitor",
+        lambda: nightly_monitor(
             target_url=target_url,
             model=model,
             judge_url=judge_url,
             suite=str(loaded.root),
             trigger="monitor",
             return_state=True,
-        )
-
-    try:
-        state = aio.run(go())
-    except Exception as exc:  # Prefect could not start or record the flow run
-        _fail(f"the monitor could not run: {exc}", ExitCode.INCONCLUSIVE)
-    result = state.result(raise_on_failure=False)
-    if not isinstance(result, MonitorResult):
-        _fail(f"the monitor could not run: {state.message or result!r}", ExitCode.INCONCLUSIVE)
+        ),
+        MonitorResult,
+    )
     failing = result.alarms_at_or_above(threshold) if threshold is not None else []
     if as_json:
         print(result.model_dump_json(indent=2))

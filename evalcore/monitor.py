@@ -90,20 +90,7 @@ def open_monitor_run(engine: Engine, suite: Suite, request: MonitorRequest) -> R
 
 
 def _line(finding: Finding) -> FindingLine:
-    return FindingLine(
-        kind=finding.kind.value,
-        metric=finding.metric,
-        scope=finding.scope,
-        severity=finding.severity.value,
-        baseline_value=finding.baseline_value,
-        current_value=finding.current_value,
-        effect=finding.effect,
-        p_value=finding.p_value,
-        ci_low=finding.ci_low,
-        ci_high=finding.ci_high,
-        detail=finding.detail,
-        proposal=finding.proposal,
-    )
+    return FindingLine(**finding.row_values())
 
 
 def store_findings(
@@ -115,21 +102,7 @@ def store_findings(
         session.execute(delete(table).where(table.c.run_id == run.id))
         session.add_all(
             DriftFindingRow(
-                run_id=run.id,
-                baseline_run_id=baseline_run_id,
-                route=run.route,
-                kind=f.kind.value,
-                metric=f.metric,
-                scope=f.scope,
-                baseline_value=f.baseline_value,
-                current_value=f.current_value,
-                effect=f.effect,
-                p_value=f.p_value,
-                ci_low=f.ci_low,
-                ci_high=f.ci_high,
-                severity=f.severity.value,
-                detail=f.detail,
-                proposal=f.proposal,
+                run_id=run.id, baseline_run_id=baseline_run_id, route=run.route, **f.row_values()
             )
             for f in findings
         )
