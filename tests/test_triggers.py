@@ -67,6 +67,16 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[st
     )
 
 
+def _final_state(api: str, flow_run_id: str, *, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
+        if state and state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            return str(state["type"])
+        time.sleep(0.5)
+    raise AssertionError(f"flow run {flow_run_id} did not finish within {timeout_s} s")
+
+
 def _release_automations(api: str) -> list[dict[str, Any]]:
     response = httpx.post(f"{api}/automations/filter", json={}, timeout=10)
     response.raise_for_status()
@@ -166,6 +176,22 @@ def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(
             with psycopg.connect(prefect_database.replace("+asyncpg", "")) as conn:
                 row = conn.execute("SELECT count(*) FROM flow_run").fetchone()
             assert row is not None and row[0] >= 1
+
+        # The nightly monitor is served on its schedule, and runs when asked to.
+        nightly = httpx.get(f"{api}/deployments/name/nightly-monitor/nightly-monitor", timeout=10)
+        nightly.raise_for_status()
+        (schedule,) = nightly.json()["schedules"]
+        assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == (
+            "0 2 * * *",
+            "UTC",
+        )
+        flow_run = httpx.post(
+            f"{api}/deployments/{nightly.json()['id']}/create_flow_run", json={}, timeout=10
+        ).json()
+        state = _final_state(api, flow_run["id"], timeout_s=120)
+        assert state == "COMPLETED"
+        monitored = [r for r in list_runs(engine) if r.sets == ["monitoring"]]
+        assert [(r.trigger, r.status) for r in monitored] == [("nightly", "finished")]
 
         # Serving again removes the stale trigger: one route per deployment.
         purged = _run(
