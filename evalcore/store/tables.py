@@ -180,3 +180,99 @@ class DriftFindingRow(SQLModel, table=True):
     detail: str = ""
     proposal: str | None = None
     created_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class BacklogItemRow(SQLModel, table=True):
+    """A production failure taken in, with its provenance, until an owner decides on it."""
+
+    __tablename__ = "backlog_item"
+    __table_args__ = (
+        Index("ix_backlog_item_state", "state", "received_at"),
+        Index("ix_backlog_item_fingerprint", "fingerprint"),
+    )
+
+    id: str = Field(primary_key=True, max_length=32)  # BL-000123
+    ticket: str | None = Field(default=None, index=True, max_length=64)
+    reporter: str = Field(max_length=128)
+    route: str = Field(max_length=128)
+    messages: list[dict[str, Any]] = Field(sa_column=Column(JSONText, nullable=False))
+    observed_output: str
+    what_was_wrong: str
+    suggested_expect: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONText))
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSONText, nullable=False))
+    normalized_text: str
+    fingerprint: str = Field(max_length=64)
+    # open | blocked | monitored | kept | dismissed | duplicate
+    state: str = Field(default="open", max_length=16)
+    duplicate_of: str | None = Field(default=None, max_length=160)  # case:<id> | item:<id>
+    similarity: float | None = None
+    case_id: str | None = Field(default=None, max_length=128)  # the eval case it became
+    source: str = Field(default="cli", max_length=16)  # cli | http | flow
+    provenance: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSONText, nullable=False)
+    )
+    received_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class DecisionRow(SQLModel, table=True):
+    """An owner's decision on one item: one per item, applied to the files later."""
+
+    __tablename__ = "decision"
+    __table_args__ = (UniqueConstraint("item_kind", "item_ref", name="uq_decision_item"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_kind: str = Field(max_length=16)  # backlog | drift | flaky | threshold
+    item_ref: str = Field(max_length=200)
+    action: str = Field(max_length=32)
+    value: str | None = Field(default=None, max_length=200)
+    decided_by: str = Field(max_length=64)  # owner id
+    slack_user: str | None = Field(default=None, max_length=32)
+    source: str = Field(max_length=16)  # button | reply | cli
+    slack_channel: str | None = Field(default=None, max_length=32)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    reason: str = ""
+    decided_at: dt.datetime = Field(default_factory=utcnow)
+    applied_at: dt.datetime | None = None
+    applied_detail: str | None = None
+
+
+class DecisionAttemptRow(SQLModel, table=True):
+    """Every attempt to decide, including refused ones and conflicts: the audit log."""
+
+    __tablename__ = "decision_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_kind: str | None = Field(default=None, max_length=16)
+    item_ref: str | None = Field(default=None, max_length=200)
+    action: str | None = Field(default=None, max_length=32)
+    slack_user: str | None = Field(default=None, max_length=32)
+    source: str = Field(max_length=16)
+    outcome: str = Field(max_length=16)  # accepted | refused | conflict | unknown
+    message: str = ""
+    at: dt.datetime = Field(default_factory=utcnow)
+
+
+class DigestPostRow(SQLModel, table=True):
+    """Where a week's digest went, so a re-run updates the same messages."""
+
+    __tablename__ = "digest_post"
+    __table_args__ = (UniqueConstraint("channel", "week", "part", name="uq_digest_part"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=32)
+    week: str = Field(max_length=16)  # ISO week, e.g. 2026-W48
+    part: int = 0
+    ts: str = Field(max_length=32)
+    content_hash: str = Field(max_length=64)
+    posted_at: dt.datetime = Field(default_factory=utcnow)
+    updated_at: dt.datetime | None = None
+
+
+class SlackRequestRow(SQLModel, table=True):
+    """Signatures of interactivity requests already handled: a replay is refused."""
+
+    __tablename__ = "slack_request"
+
+    signature: str = Field(primary_key=True, max_length=80)
+    timestamp: int
+    received_at: dt.datetime = Field(default_factory=utcnow)
