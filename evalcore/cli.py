@@ -10,13 +10,14 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import click
 import typer
 from typer._click.exceptions import ClickException as TyperClickException
 
 from evalcore import aio
+from evalcore.commands import common
 from evalcore.exitcodes import ExitCode
 from evalcore.settings import get_settings
 from evalcore.suite import EvalSet, Suite, SuiteError, load_suite
@@ -46,33 +47,10 @@ runs_app = typer.Typer(
 )
 app.add_typer(runs_app, name="runs")
 
-SuiteOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--suite",
-        "-s",
-        help="Suite folder (cases/, scorecard.yaml, owners.yaml).",
-        show_default="evals",
-    ),
-]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-
-
-def _fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
-    from evalcore.console import err_console
-
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(int(code))
-
-
-def _load(path: Path | None) -> Suite:
-    from evalcore.console import print_suite_error
-
-    try:
-        return load_suite(path or get_settings().suite)
-    except SuiteError as exc:
-        print_suite_error(exc)
-        raise typer.Exit(int(ExitCode.USAGE)) from None
+SuiteOption = common.SuiteOption
+JsonOption = common.JsonOption
+_fail = common.fail
+_load = common.load
 
 
 @app.command()

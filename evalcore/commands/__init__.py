@@ -1,0 +1,1 @@
+"""`evalcore` subcommands that live beside cli.py, one module per area, registered there."""
