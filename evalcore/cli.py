@@ -18,6 +18,7 @@ from typer._click.exceptions import ClickException as TyperClickException
 
 from evalcore import aio
 from evalcore.commands import common
+from evalcore.commands.slack import slack_app
 from evalcore.exitcodes import ExitCode
 from evalcore.settings import get_settings
 from evalcore.suite import EvalSet, Suite, SuiteError, load_suite
@@ -274,6 +275,8 @@ def runs_show(
 
     console.print(verdict_table(verdict))
 
+
+app.add_typer(slack_app, name="slack")
 
 release_app = typer.Typer(help="Announce releases to the Prefect server.", no_args_is_help=True)
 app.add_typer(release_app, name="release")
