@@ -38,7 +38,7 @@ from evalcore.slack.__main__ import build_parser, load_config
 
 EVALS = "C0EVALS01"
 OWNER = "U04QH7KM2AB"
-SECOND = "U05JD9RT4XY"
+SECOND = "U05B8RZT1QK"
 
 
 @pytest.fixture(scope="module")
@@ -299,12 +299,12 @@ def test_delete_reactions_permalink_and_directory(
     assert error_of(caught) == "user_not_in_channel"
 
     user = client.users_info(user=OWNER)["user"]
-    assert user["id"] == OWNER and user["real_name"] == "Maria Keller"
-    assert user["name"] == "maria.keller" and user["is_bot"] is False
+    assert user["id"] == OWNER and user["real_name"] == "Maya Okafor"
+    assert user["name"] == "maya.okafor" and user["is_bot"] is False
     assert "email" not in user["profile"]  # needs users:read.email
     info = client.conversations_info(channel=EVALS, include_num_members=True)["channel"]
     assert info["name"] == "support-assistant-evals" and info["is_member"] is True
-    assert info["num_members"] == 4
+    assert info["num_members"] == 6  # five people and the bot
 
 
 # --------------------------------------------------------------------------- errors
@@ -600,7 +600,7 @@ SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 def test_signed_requests_pass_slack_sdk_verification() -> None:
     payload = {
         "type": "block_actions",
-        "user": {"id": OWNER, "username": "maria.keller"},
+        "user": {"id": OWNER, "username": "maya.okafor"},
         "actions": [{"action_id": "triage_block", "value": "ZD-48213", "type": "button"}],
     }
     body = interactivity_body(payload)

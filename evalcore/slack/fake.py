@@ -150,32 +150,24 @@ def _default_channels() -> list[FakeChannel]:
 
 
 def _default_users() -> list[FakeUser]:
+    """The people of the example suite's owners.yaml, plus one who owns nothing."""
+    people = [
+        ("U04QH7KM2AB", "maya.okafor", "Maya Okafor", False),
+        ("U05B8RZT1QK", "daniel.brandt", "Daniel Brandt", False),
+        ("U03LMX9PE2C", "priya.raman", "Priya Raman", False),
+        ("U06KQ2VN8HD", "tom.lindqvist", "Tom Lindqvist", False),
+        ("U06LS3PQ8ZW", "lena.schmidt", "Lena Schmidt", True),
+    ]
     return [
         FakeUser(
-            id="U04QH7KM2AB",
-            name="maria.keller",
-            real_name="Maria Keller",
-            display_name="maria",
-            email="maria.keller@example.com",
-        ),
-        FakeUser(
-            id="U05JD9RT4XY",
-            name="tom.okafor",
-            real_name="Tom Okafor",
-            display_name="tom",
-            email="tom.okafor@example.com",
-            tz="America/New_York",
-            tz_label="Eastern Standard Time",
-            tz_offset=-18000,
-        ),
-        FakeUser(
-            id="U06LS3PQ8ZW",
-            name="lena.schmidt",
-            real_name="Lena Schmidt",
-            display_name="lena",
-            email="lena.schmidt@example.com",
-            is_admin=True,
-        ),
+            id=user_id,
+            name=name,
+            real_name=real_name,
+            display_name=name.split(".")[0],
+            email=f"{name}@lumenhome.example",
+            is_admin=admin,
+        )
+        for user_id, name, real_name, admin in people
     ]
 
 

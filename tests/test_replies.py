@@ -1,0 +1,116 @@
+"""Decisions typed in a digest's thread, read through conversations.replies on the fake
+Slack: numbers resolved through the digest's metadata, each reply handled once and
+answered, unknown commands and non-owners refused with nothing recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from evalcore.replies import ReplyError, parse_reply, process_thread
+from evalcore.slack.client import slack_client
+from evalcore.slack.fake import FakeSlackServer
+from evalcore.store.engine import get_engine
+from evalcore.store.tables import BacklogItemRow, DecisionRow
+from evalcore.suite import load_suite
+
+ROOT = Path(__file__).resolve().parent.parent
+CHANNEL = "C0EVALS01"
+DANIEL, TOM = "U05B8RZT1QK", "U06KQ2VN8HD"
+
+
+@pytest.fixture(scope="module")
+def slack() -> Iterator[FakeSlackServer]:
+    with FakeSlackServer() as server:
+        yield server
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [
+        ("block ZD-48213", ("block", "ZD-48213", None, "")),
+        ("Monitor 3 flaky on weekends", ("monitor", "3", None, "flaky on weekends")),
+        ("accept 5", ("accept_baseline", "5", None, "")),
+        (
+            "threshold monitoring.min_pass_rate 0.92 new model is noisier",
+            ("threshold", "monitoring.min_pass_rate", "0.92", "new model is noisier"),
+        ),
+    ],
+)
+def test_reply_commands_parse(text: str, parsed: tuple[str, str, str | None, str]) -> None:
+    command = parse_reply(text)
+    assert (command.action, command.target, command.value, command.reason) == parsed
+
+
+@pytest.mark.parametrize("text", ["lgtm", "please block", "threshold monitoring.min_pass_rate"])
+def test_anything_else_is_not_a_command(text: str) -> None:
+    with pytest.raises(ReplyError, match="block ZD-48213"):
+        parse_reply(text)
+
+
+def test_thread_replies_become_decisions_once_and_are_answered(
+    db_url: str, slack: FakeSlackServer
+) -> None:
+    slack.reset()
+    engine = get_engine(db_url)
+    with Session(engine) as session:
+        session.add(
+            BacklogItemRow(
+                id="BL-000004",
+                ticket="ZD-48213",
+                reporter="support@lumenhome.example",
+                route="support-assistant",
+                messages=[{"role": "user", "content": "Where is my parcel?"}],
+                observed_output="Delivered.",
+                what_was_wrong="It was not.",
+                tags=["shipping"],
+                normalized_text="where is my parcel",
+                fingerprint="f" * 64,
+            )
+        )
+        session.commit()
+    client = slack_client(slack.token, base_url=slack.api_url)
+    assert client is not None
+    parent = client.chat_postMessage(
+        channel=CHANNEL,
+        text="Weekly triage digest",
+        metadata={
+            "event_type": "evalcore_digest",
+            "event_payload": {"week": "2026-W48", "part": 0, "items": {"1": "BL-000004"}},
+        },
+    )["ts"]
+    slack.post_as_user(CHANNEL, "monitor 1", user=TOM, thread_ts=parent)
+    slack.post_as_user(CHANNEL, "ship it", user=DANIEL, thread_ts=parent)
+    slack.post_as_user(CHANNEL, "block 9", user=DANIEL, thread_ts=parent)
+    slack.post_as_user(CHANNEL, "block 1 repeat customer complaint", user=DANIEL, thread_ts=parent)
+    suite = load_suite(ROOT / "evals")
+
+    results = process_thread(engine, suite, client, channel=CHANNEL, thread_ts=parent)
+    answers = [r.answer for r in results]
+    assert answers[0].startswith("sorry Tom Lindqvist, owners.yaml does not give you the scope")
+    assert answers[1].startswith("I did not understand 'ship it'")
+    assert answers[2] == "the digest has no item 9"
+    assert answers[3] == "recorded: block for ZD-48213, by Daniel Brandt"
+    with Session(engine) as session:
+        (row,) = session.exec(select(DecisionRow)).all()
+    assert (row.item_ref, row.action, row.source, row.reason) == (
+        "BL-000004",
+        "block",
+        "reply",
+        "repeat customer complaint",
+    )
+    in_thread = [
+        m["text"]
+        for m in slack.messages(CHANNEL)
+        if m["thread_ts"] == parent and m["author"] == "bot"
+    ]
+    assert in_thread == [f"<@{r.user}> {r.answer}" for r in results]
+
+    # Read again: nothing new is handled, nothing answered twice.
+    assert process_thread(engine, suite, client, channel=CHANNEL, thread_ts=parent) == []
+    slack.post_as_user(CHANNEL, "dismiss 1", user=DANIEL, thread_ts=parent)
+    (late,) = process_thread(engine, suite, client, channel=CHANNEL, thread_ts=parent)
+    assert late.answer.startswith("ZD-48213 was already decided (block by daniel.brandt")
