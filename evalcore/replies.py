@@ -10,6 +10,7 @@ or "I did not understand".
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from collections.abc import Iterator
@@ -20,10 +21,10 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from evalcore.decisions import DecisionOutcome, DecisionRequest, record_decision
-from evalcore.store.tables import DecisionAttemptRow, SlackRequestRow
+from evalcore.store.tables import DecisionAttemptRow, DigestPostRow, SlackRequestRow, utcnow
 from evalcore.suite import Suite
 
 logger = logging.getLogger("evalcore.slack")
@@ -177,3 +178,25 @@ def _answer(client: WebClient, channel: str, thread_ts: str, user: str, answer: 
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=f"<@{user}> {answer}")
     except SlackApiError as exc:
         logger.warning("could not answer in thread %s: %s", thread_ts, exc)
+
+
+def recent_digest_threads(engine: Engine, *, days: int = 14) -> list[tuple[str, str]]:
+    """(channel, ts) of the digest messages posted in the last `days` days."""
+    since = utcnow() - dt.timedelta(days=days)
+    with Session(engine) as session:
+        rows = session.exec(
+            select(DigestPostRow.channel, DigestPostRow.ts)
+            .where(col(DigestPostRow.posted_at) >= since)
+            .order_by(col(DigestPostRow.posted_at))
+        ).all()
+    return [(channel, ts) for channel, ts in rows]
+
+
+def process_recent_digests(
+    engine: Engine, suite: Suite, client: WebClient, *, days: int = 14
+) -> list[ReplyResult]:
+    """Act on new replies in every recent digest thread."""
+    results: list[ReplyResult] = []
+    for channel, ts in recent_digest_threads(engine, days=days):
+        results += process_thread(engine, suite, client, channel=channel, thread_ts=ts)
+    return results

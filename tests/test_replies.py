@@ -114,3 +114,43 @@ def test_thread_replies_become_decisions_once_and_are_answered(
     slack.post_as_user(CHANNEL, "dismiss 1", user=DANIEL, thread_ts=parent)
     (late,) = process_thread(engine, suite, client, channel=CHANNEL, thread_ts=parent)
     assert late.answer.startswith("ZD-48213 was already decided (block by daniel.brandt")
+
+
+def test_the_triage_replies_flow_reads_recent_digest_threads(
+    slack: FakeSlackServer, prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
+
+    from evalcore.store.tables import DigestPostRow
+    from flows.triage_replies import triage_replies
+
+    slack.reset()
+    engine = get_engine()
+    client = slack_client(slack.token, base_url=slack.api_url)
+    assert client is not None
+    parent = client.chat_postMessage(channel=CHANNEL, text="Weekly triage digest")["ts"]
+    with Session(engine) as session:
+        session.add(
+            DigestPostRow(channel=CHANNEL, week="2026-W48", part=0, ts=parent, content_hash="h")
+        )
+        session.commit()
+    slack.post_as_user(
+        CHANNEL,
+        "threshold monitoring.min_pass_rate 0.92 noisier model",
+        user=DANIEL,
+        thread_ts=parent,
+    )
+    monkeypatch.setenv("SLACK_BOT_TOKEN", slack.token)
+    monkeypatch.setenv("SLACK_BASE_URL", slack.api_url)
+    with temporary_settings({PREFECT_API_URL: prefect_api, PREFECT_LOGGING_TO_API_ENABLED: False}):
+        counts = triage_replies(suite=str(ROOT / "evals"))
+        again = triage_replies(suite=str(ROOT / "evals"))
+    assert counts == {"replies": 1, "recorded": 1}
+    assert again == {"replies": 0, "recorded": 0}
+    with Session(engine) as session:
+        (row,) = session.exec(select(DecisionRow)).all()
+    assert (row.item_ref, row.value, row.decided_by) == (
+        "monitoring.min_pass_rate",
+        "0.92",
+        "daniel.brandt",
+    )
