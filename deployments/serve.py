@@ -34,10 +34,13 @@ from evalcore.settings import get_settings
 from evalcore.suite import load_suite
 from flows.nightly_monitor import nightly_monitor
 from flows.release_gate import release_gate
+from flows.triage_replies import triage_replies
 
 GATE_DEPLOYMENT = "release-gate"
 MONITOR_DEPLOYMENT = "nightly-monitor"
 NIGHTLY_CRON = "0 2 * * *"  # 02:00 in the scorecard's drift.timezone
+REPLIES_DEPLOYMENT = "triage-replies"
+REPLIES_INTERVAL_S = 300  # owners' thread replies are read every five minutes
 RELEASE_RESOURCE = "evalcore.release.*"
 
 # Rendered by the server from the triggering event. Single-expression templates keep
@@ -83,6 +86,12 @@ def build_deployments(
             schedules=[nightly_schedule(timezone, cron)],
             description="The monitoring set against its baseline, every night.",
             tags=["evalcore", "nightly-monitor"],
+        ),
+        triage_replies.to_deployment(  # type: ignore[list-item]
+            name=REPLIES_DEPLOYMENT,
+            interval=REPLIES_INTERVAL_S,
+            description="Decisions typed in the digest threads, read every five minutes.",
+            tags=["evalcore", "triage"],
         ),
     ]
 

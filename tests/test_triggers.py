@@ -231,3 +231,13 @@ def test_prefect_yaml_schedules_the_nightly_monitor_like_deployments_serve() -> 
     (schedule,) = deployment["schedules"]
     timezone = load_suite(ROOT / "evals").scorecard.drift.timezone
     assert (schedule["cron"], schedule["timezone"]) == (NIGHTLY_CRON, timezone)
+
+
+def test_prefect_yaml_reads_replies_as_often_as_deployments_serve() -> None:
+    from deployments.serve import REPLIES_DEPLOYMENT, REPLIES_INTERVAL_S
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (deployment,) = [d for d in spec["deployments"] if d["name"] == REPLIES_DEPLOYMENT]
+    path, _, attribute = deployment["entrypoint"].partition(":")
+    assert f"def {attribute}(" in (ROOT / path).read_text()
+    assert deployment["schedules"] == [{"interval": REPLIES_INTERVAL_S}]
