@@ -676,6 +676,34 @@ def trends(
     console.print(f"HTML: {path}", highlight=False, soft_wrap=True)
 
 
+@app.command()
+def handover(
+    suite: SuiteOption = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the Markdown here.", show_default="EVALCORE_HOME/handover.md"),
+    ] = None,
+) -> None:
+    """The five answers a team must have, from live data: what blocks, what is monitored,
+    how a production failure becomes a case, who owns thresholds, the budgets.
+
+    Example: [bold]evalcore handover --out HANDOVER.md[/]
+    """
+    from rich.markdown import Markdown
+
+    from evalcore.console import console
+    from evalcore.handover import gather_handover, handover_markdown
+    from evalcore.store.engine import get_engine
+
+    loaded = _load(suite)
+    text = handover_markdown(gather_handover(get_engine(), loaded))
+    path = out or get_settings().home / "handover.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    console.print(Markdown(text))
+    console.print(f"written to {path}", highlight=False, soft_wrap=True)
+
+
 @app.command("reference-target")
 def reference_target(
     port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 8765,
