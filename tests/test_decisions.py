@@ -3,6 +3,7 @@ attempt audited. On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -190,3 +191,31 @@ def test_thresholds_flaky_and_drift_items_go_to_their_owners(db_url: str, suite:
     assert drift.outcome is Outcome.accepted, drift.message
     assert decision_for(engine, ItemKind.drift, "drift:support-assistant:tag:refunds:pass_rate")
     assert len(rows(db_url)) == 3
+
+
+def test_decisions_record_cli_applies_the_same_checks(tmp_path: Path) -> None:
+    from tests.cli_helpers import evalcore
+
+    ok = evalcore(
+        *("decisions", "record", "monitoring.min_pass_rate", "threshold", "--by", "daniel.brandt"),
+        *("--value", "0.92", "--reason", "noisier model", "--suite", str(ROOT / "evals")),
+        cwd=ROOT,
+        home=tmp_path,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert "recorded: threshold 0.92 for monitoring.min_pass_rate, by Daniel Brandt" in ok.stdout
+    refused = evalcore(
+        *("decisions", "record", "monitoring.min_pass_rate", "threshold", "--by", "priya.raman"),
+        *("--value", "0.5", "--suite", str(ROOT / "evals")),
+        cwd=ROOT,
+        home=tmp_path,
+    )
+    assert refused.returncode == 3
+    assert "sorry Priya Raman, owners.yaml does not give you the scope" in refused.stderr
+    listed = evalcore("decisions", "list", "--json", cwd=ROOT, home=tmp_path)
+    (row,) = json.loads(listed.stdout)
+    assert (row["item_ref"], row["value"], row["decided_by"]) == (
+        "monitoring.min_pass_rate",
+        "0.92",
+        "daniel.brandt",
+    )

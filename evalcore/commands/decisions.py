@@ -106,6 +106,34 @@ def apply_decisions(
         )
 
 
+@decisions_app.command("record")
+def record_cmd(
+    ref: Annotated[str, typer.Argument(help="Item: BL-000123, ZD-48213, flaky:<case>, ...")],
+    action: Annotated[str, typer.Argument(help="block, monitor, keep, dismiss, demote, ...")],
+    by: Annotated[str, typer.Option("--by", help="Owner id from owners.yaml.")],
+    value: Annotated[str | None, typer.Option(help="For a threshold: the new number.")] = None,
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    suite: SuiteOption = None,
+) -> None:
+    """Record a decision without Slack (same owner checks, one decision per item).
+
+    Example: [bold]evalcore decisions record ZD-48213 block --by maya.okafor[/]
+    """
+    from evalcore.console import console
+    from evalcore.decisions import DecisionRequest, Outcome, record_decision
+    from evalcore.store.engine import get_engine
+
+    loaded = load(suite)
+    outcome = record_decision(
+        get_engine(),
+        loaded,
+        DecisionRequest(ref, action, owner_id=by, value=value, source="cli", reason=reason),
+    )
+    if outcome.outcome is not Outcome.accepted:
+        fail(outcome.message)
+    console.print(outcome.message, highlight=False, soft_wrap=True)
+
+
 @decisions_app.command("list")
 def list_cmd(
     pending: Annotated[
