@@ -26,6 +26,7 @@ import aiohttp
 import httpx
 import orjson
 
+from bench.digest import digest_bench
 from bench.drift import drift_bench
 from bench.gate import LATENCY_MS as GATE_LATENCY_MS
 from bench.gate import gate_overhead
@@ -171,7 +172,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs at 100 ms")
     parser.add_argument(
         "--only",
-        choices=["all", "engine", "gate", "drift", "trends"],
+        choices=["all", "engine", "gate", "drift", "trends", "digest", "intake"],
         default="all",
         help="which benchmarks",
     )
@@ -188,6 +189,8 @@ def main() -> None:
             drift_bench(work, line)
         if args.only in ("all", "trends"):
             trends_bench(work, line)
+        if args.only in ("all", "digest"):
+            digest_bench(work, line)
 
 
 def engine_benchmarks(args: argparse.Namespace, work: Path) -> None:

@@ -35,10 +35,13 @@ from evalcore.suite import load_suite
 from flows.nightly_monitor import nightly_monitor
 from flows.release_gate import release_gate
 from flows.triage_replies import triage_replies
+from flows.weekly_digest import weekly_digest
 
 GATE_DEPLOYMENT = "release-gate"
 MONITOR_DEPLOYMENT = "nightly-monitor"
 NIGHTLY_CRON = "0 2 * * *"  # 02:00 in the scorecard's drift.timezone
+DIGEST_DEPLOYMENT = "weekly-digest"
+DIGEST_CRON = "0 9 * * 1"  # Mondays 09:00 in the scorecard's drift.timezone
 REPLIES_DEPLOYMENT = "triage-replies"
 REPLIES_INTERVAL_S = 300  # owners' thread replies are read every five minutes
 RELEASE_RESOURCE = "evalcore.release.*"
@@ -86,6 +89,12 @@ def build_deployments(
             schedules=[nightly_schedule(timezone, cron)],
             description="The monitoring set against its baseline, every night.",
             tags=["evalcore", "nightly-monitor"],
+        ),
+        weekly_digest.to_deployment(  # type: ignore[list-item]
+            name=DIGEST_DEPLOYMENT,
+            schedules=[Cron(DIGEST_CRON, timezone=timezone)],
+            description="The weekly triage digest, posted once per week to the owners' channel.",
+            tags=["evalcore", "triage"],
         ),
         triage_replies.to_deployment(  # type: ignore[list-item]
             name=REPLIES_DEPLOYMENT,

@@ -19,6 +19,7 @@ from typer._click.exceptions import ClickException as TyperClickException
 from evalcore import aio
 from evalcore.commands import common
 from evalcore.commands.decisions import decisions_app
+from evalcore.commands.digest import digest_command
 from evalcore.commands.slack import slack_app
 from evalcore.exitcodes import ExitCode
 from evalcore.settings import get_settings
@@ -279,6 +280,7 @@ def runs_show(
 
 app.add_typer(slack_app, name="slack")
 app.add_typer(decisions_app, name="decisions")
+app.command("digest")(digest_command)
 
 release_app = typer.Typer(help="Announce releases to the Prefect server.", no_args_is_help=True)
 app.add_typer(release_app, name="release")

@@ -566,10 +566,13 @@ def test_first_run_posts_every_part_and_a_rerun_updates_in_place(
     ]
     stored = [m for m in slack.messages(EVALS) if m["author"] == "bot"]
     assert [m["ts"] for m in stored] == [r.ts for r in rows]
-    assert [m["message"]["metadata"] for m in stored] == [
-        {"event_type": "evalcore_digest", "event_payload": {"week": "2026-W48", "part": n}}
-        for n in range(parts)
-    ]
+    metadata = [m["message"]["metadata"] for m in stored]
+    assert [
+        (m["event_type"], m["event_payload"]["week"], m["event_payload"]["part"]) for m in metadata
+    ] == [("evalcore_digest", "2026-W48", n) for n in range(parts)]
+    # Each part maps the item numbers it shows to their refs, for replies in its thread.
+    numbering = {k: v for m in metadata for k, v in m["event_payload"]["items"].items()}
+    assert numbering == {str(item.number): item.ref for item in digest.pending}
 
     # The same week again with one item changed: chat.update of that part, nothing posted.
     changed = make_digest(60)

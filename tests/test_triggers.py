@@ -241,3 +241,13 @@ def test_prefect_yaml_reads_replies_as_often_as_deployments_serve() -> None:
     path, _, attribute = deployment["entrypoint"].partition(":")
     assert f"def {attribute}(" in (ROOT / path).read_text()
     assert deployment["schedules"] == [{"interval": REPLIES_INTERVAL_S}]
+
+
+def test_prefect_yaml_schedules_the_weekly_digest_like_deployments_serve() -> None:
+    from deployments.serve import DIGEST_CRON, DIGEST_DEPLOYMENT
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    (deployment,) = [d for d in spec["deployments"] if d["name"] == DIGEST_DEPLOYMENT]
+    path, _, attribute = deployment["entrypoint"].partition(":")
+    assert f"def {attribute}(" in (ROOT / path).read_text()
+    assert deployment["schedules"] == [{"cron": DIGEST_CRON, "timezone": "UTC"}]

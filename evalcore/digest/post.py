@@ -211,6 +211,7 @@ class _Poster:
         self.client = client
         self.channel = channel
         self.week = digest.week
+        self.refs = {item.number: item.ref for item in digest.pending}
         self.messages = messages
         self.history_pages = history_pages
         self.step = "starting"
@@ -222,7 +223,15 @@ class _Poster:
         return method(**kwargs)
 
     def metadata(self, part: int) -> dict[str, Any]:
-        return {"event_type": DIGEST_EVENT, "event_payload": {"week": self.week, "part": part}}
+        """Week and part find the message again; `items` maps the item numbers shown in
+        this part to their refs, so `block 3` in its thread means what the owner saw."""
+        message = next((m for m in self.messages if m.part == part), None)
+        numbers = message.item_numbers() if message else []
+        items = {str(n): self.refs[n] for n in numbers if n in self.refs}
+        return {
+            "event_type": DIGEST_EVENT,
+            "event_payload": {"week": self.week, "part": part, "items": items},
+        }
 
     # ----------------------------------------------------------------- channel
 
