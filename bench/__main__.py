@@ -30,6 +30,7 @@ from bench.digest import digest_bench
 from bench.drift import drift_bench
 from bench.gate import LATENCY_MS as GATE_LATENCY_MS
 from bench.gate import gate_overhead
+from bench.intake import intake_bench
 from bench.suites import write_suite
 from bench.trends import trends_bench
 from evalcore import aio
@@ -191,6 +192,8 @@ def main() -> None:
             trends_bench(work, line)
         if args.only in ("all", "digest"):
             digest_bench(work, line)
+        if args.only in ("all", "intake"):
+            intake_bench(work, line)
 
 
 def engine_benchmarks(args: argparse.Namespace, work: Path) -> None:

@@ -20,6 +20,7 @@ from evalcore import aio
 from evalcore.commands import common
 from evalcore.commands.decisions import decisions_app
 from evalcore.commands.digest import digest_command
+from evalcore.commands.intake import intake_command
 from evalcore.commands.slack import slack_app
 from evalcore.exitcodes import ExitCode
 from evalcore.settings import get_settings
@@ -281,6 +282,7 @@ def runs_show(
 app.add_typer(slack_app, name="slack")
 app.add_typer(decisions_app, name="decisions")
 app.command("digest")(digest_command)
+app.command("intake")(intake_command)
 
 release_app = typer.Typer(help="Announce releases to the Prefect server.", no_args_is_help=True)
 app.add_typer(release_app, name="release")

@@ -483,16 +483,6 @@ def test_ids_keep_counting_past_six_digits(engine: Engine, suite: Suite) -> None
 
 # --- the command, as a user runs it --------------------------------------------------------
 
-# Runs `evalcore intake` through the real entry point; registers the command first if the
-# CLI does not have it yet.
-_CLI = """
-from evalcore import cli
-from evalcore.commands.intake import intake_command
-if not any(c.name == "intake" or c.callback is intake_command for c in cli.app.registered_commands):
-    cli.app.command("intake")(intake_command)
-cli.main()
-"""
-
 
 def intake_cli(
     *args: str, home: Path, stdin: bytes | None = None
@@ -500,7 +490,7 @@ def intake_cli(
     environ = {k: v for k, v in os.environ.items() if not k.startswith("EVALCORE_")}
     environ["EVALCORE_HOME"] = str(home)
     done = subprocess.run(
-        [sys.executable, "-c", _CLI, "intake", *args, "--suite", str(EVALS)],
+        [sys.executable, "-m", "evalcore", "intake", *args, "--suite", str(EVALS)],
         cwd=ROOT,
         env=environ,
         input=stdin,

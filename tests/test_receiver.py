@@ -193,3 +193,33 @@ def test_slack_serve_needs_a_signing_secret(tmp_path: Path) -> None:
     done = evalcore("slack", "serve", cwd=ROOT, home=tmp_path, env={"SLACK_SIGNING_SECRET": ""})
     assert done.returncode == 3
     assert "SLACK_SIGNING_SECRET is not set" in done.stderr
+
+
+def test_the_receiver_also_takes_production_failures_with_a_bearer_token(db_url: str) -> None:
+    from evalcore.commands.intake import intake_routes
+
+    engine = get_engine(db_url)
+    suite = load_suite(ROOT / "evals")
+    receiver = create_receiver(
+        signing_secret=SECRET,
+        engine=lambda: engine,
+        suite=lambda: suite,
+        client=lambda: None,
+        extra_routes=intake_routes(lambda: engine, lambda: suite, "intake-token"),
+    )
+    failure = {
+        "messages": [{"role": "user", "content": "My parcel never arrived, order 5512."}],
+        "observed_output": "It was delivered yesterday.",
+        "what_was_wrong": "Tracking says it is still in transit.",
+        "ticket": "ZD-50001",
+        "reporter": "support@lumenhome.example",
+    }
+    with TestClient(receiver) as http:
+        assert http.post("/intake", json=failure).status_code == 401
+        created = http.post(
+            "/intake", json=failure, headers={"Authorization": "Bearer intake-token"}
+        )
+    assert created.status_code == 201, created.text
+    with Session(engine) as session:
+        (item,) = session.exec(select(BacklogItemRow)).all()
+    assert (item.ticket, item.state, item.source) == ("ZD-50001", "open", "http")

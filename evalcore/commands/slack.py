@@ -21,12 +21,14 @@ def serve(
     """Receive Slack's button clicks (Request URL: https://HOST/slack/interactivity).
 
     Needs SLACK_SIGNING_SECRET; SLACK_BOT_TOKEN (and SLACK_BASE_URL for a local fake) to
-    acknowledge decisions in the digest's thread.
+    acknowledge decisions in the digest's thread. With EVALCORE_INTAKE_TOKEN set, the same
+    server takes production failures at POST /intake (Authorization: Bearer <token>).
 
     Example: [bold]SLACK_SIGNING_SECRET=... evalcore slack serve --port 3000[/]
     """
     import uvicorn
 
+    from evalcore.commands.intake import intake_routes
     from evalcore.slack.client import slack_client
     from evalcore.slack.receiver import create_receiver
     from evalcore.store.engine import get_engine
@@ -35,10 +37,14 @@ def serve(
     if not secret:
         fail("SLACK_SIGNING_SECRET is not set: without it no request can be verified")
     loaded = load(suite)
+    intake_token = os.environ.get("EVALCORE_INTAKE_TOKEN", "")
     app = create_receiver(
         signing_secret=secret,
         engine=get_engine,
         suite=lambda: loaded,
         client=slack_client,
+        extra_routes=intake_routes(get_engine, lambda: loaded, intake_token)
+        if intake_token
+        else None,
     )
     uvicorn.run(app, host=host, port=port, log_level="info")

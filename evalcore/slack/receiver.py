@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -89,7 +89,7 @@ def create_receiver(
     suite: Callable[[], Suite],
     client: Callable[[], WebClient | None],
     clock: Callable[[], float] = time.time,
-    extra_routes: list[BaseRoute] | None = None,
+    extra_routes: Sequence[BaseRoute] | None = None,
 ) -> Starlette:
     """The receiver app; `engine`, `suite` and `client` are read per request (cheap)."""
     if not signing_secret:
