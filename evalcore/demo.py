@@ -1,4 +1,5 @@
-"""`make demo`: the release gate for a good release and for a regressed one.
+"""`make demo`: the release gate for a good release and for a regressed one, then the
+triage loop (see evalcore/demo_triage.py).
 
 The bundled reference target answers as release 2026.11.3 (v1) and as a release that
 broke the refund policy (regressed-refunds). Each is gated with `evalcore gate`, the same
@@ -16,6 +17,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from evalcore.demo_triage import run_triage_loop
 from evalcore.exitcodes import ExitCode
 from evalcore.reference import Knobs, ReferenceServer, free_port
 from evalcore.settings import get_settings
@@ -46,19 +48,21 @@ def main() -> None:
     os.environ.update(prefect_env(home), PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
     try:
         codes = _gate_both(suite)
+        _evalcore("runs", "list", "--limit", "5")
+        looped = run_triage_loop(suite, home, _evalcore, console)
     finally:
         server.stop()
-    _evalcore("runs", "list", "--limit", "5")
     expected = {GOOD: ExitCode.PASS, REGRESSED: ExitCode.FAIL}
-    as_expected = all(codes[r] == expected[r] for r in expected)
+    as_expected = all(codes[r] == expected[r] for r in expected) and looped
     for release, code in codes.items():
         console.print(f"gate {release}: exit {code} ({ExitCode(code).name.lower()})")
     console.print(
         f"demo finished in {time.monotonic() - started:.0f} s: "
         + (
-            "[green]the good release passed and the regressed one was stopped[/]"
+            "[green]the good release passed, the regressed one was stopped, and a production "
+            "failure became a blocking case through Slack[/]"
             if as_expected
-            else "[red]unexpected gate outcome[/]"
+            else "[red]unexpected outcome (see above)[/]"
         )
     )
     sys.exit(0 if as_expected else 1)

@@ -151,10 +151,14 @@ def _print_result(result: IntakeResult) -> None:
             highlight=False,
         )
         return
-    similarity = f"{result.similarity:.2f}" if result.similarity is not None else "n/a"
+    how = (
+        f"similarity {result.similarity:.2f}"
+        if result.matched_by == "similarity" and result.similarity is not None
+        else f"same {result.matched_by}"
+    )
     console.print(
         f"[yellow]stored[/] [bold]{item.id}[/] as a duplicate of [bold]{result.duplicate_of}[/] "
-        f"(similarity {similarity}, by {result.matched_by})  ·  {where}  ·  "
+        f"({how})  ·  {where}  ·  "
         f"from {item.reporter}",
         highlight=False,
     )
