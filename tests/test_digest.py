@@ -651,14 +651,15 @@ def test_slack_down_for_the_whole_run_fails_clearly_and_the_next_run_posts(
     assert len(post_rows(engine)) == len(report.parts) == len(slack.messages(EVALS))
 
 
-def test_a_channel_name_is_resolved_through_earlier_posts(
+def test_a_channel_name_is_resolved_through_conversations_list_then_earlier_posts(
     db_url: str, slack: FakeSlackServer, client: WebClient
 ) -> None:
     engine = get_engine(db_url)
     digest = make_digest(3)
     first = post_digest(engine, client, "#support-assistant-evals", digest)
     assert first.channel_id == EVALS and first.parts[0].action == "posted"
-    assert first.notes  # the fake has no conversations.list: posted by name
+    assert first.notes == []
+    assert len(calls(slack, "conversations.list")) == 1
     second = post_digest(engine, client, "#support-assistant-evals", digest)
     assert [p.action for p in second.parts] == ["unchanged"]
     assert second.notes == []

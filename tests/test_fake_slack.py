@@ -642,3 +642,19 @@ def test_signature_matches_slacks_documented_example() -> None:
     }
     with pytest.raises(ValueError):
         sign_request(body, "")
+
+
+def test_conversations_list_pages_the_visible_channels(slack: FakeSlackServer) -> None:
+    client = WebClient(token=slack.token, base_url=slack.api_url)
+    first = client.conversations_list(limit=1)
+    assert [c["id"] for c in first["channels"]] == ["C0EVALS01"]
+    cursor = first["response_metadata"]["next_cursor"]
+    assert cursor
+    second = client.conversations_list(limit=5, cursor=cursor)
+    assert [c["id"] for c in second["channels"]] == ["C0GENERAL1"]
+    assert second["response_metadata"]["next_cursor"] == ""
+    private = client.conversations_list(types="public_channel,private_channel")
+    assert {c["id"] for c in private["channels"]} == {"C0EVALS01", "C0GENERAL1", "G0EVALPRIV"}
+    with pytest.raises(SlackApiError) as caught:
+        client.conversations_list(cursor="bm90LWEtY2hhbm5lbA==")
+    assert caught.value.response["error"] == "invalid_cursor"

@@ -515,6 +515,7 @@ class FakeSlack:
             "conversations.replies": self._conversations_replies,
             "conversations.history": self._conversations_history,
             "conversations.info": self._conversations_info,
+            "conversations.list": self._conversations_list,
             "users.info": self._users_info,
             "reactions.add": self._reactions_add,
         }
@@ -1088,6 +1089,50 @@ class FakeSlack:
 
     def _conversations_info(self, call: _Call) -> JSON:
         channel = self._readable(call, "read")
+        info = self._channel_info(channel)
+        if _flag(call.params.get("include_num_members")):
+            info["num_members"] = len(self._members(channel))
+        return {"channel": info}
+
+    def _conversations_list(self, call: _Call) -> JSON:
+        """Channels the token can see, `types` and `exclude_archived` honoured, paged by
+        an opaque cursor as Slack pages them."""
+        raw_types = str(call.params.get("types") or "public_channel")
+        types = {t.strip() for t in raw_types.split(",") if t.strip()}
+        unknown = types - {"public_channel", "private_channel", "mpim", "im"}
+        if unknown:
+            raise SlackError("invalid_types")
+        needed = {"public_channel": "channels:read", "private_channel": "groups:read"}
+        for kind, scope in needed.items():
+            if kind in types and scope not in self.scopes:
+                raise SlackError("missing_scope", extra={"needed": scope})
+        listed = [
+            c
+            for c in self.channels.values()
+            if ("private_channel" if c.is_private else "public_channel") in types
+            and not (_flag(call.params.get("exclude_archived")) and c.is_archived)
+        ]
+        listed.sort(key=lambda c: c.id)
+        limit = self._limit(call, 100)
+        start = 0
+        cursor = call.params.get("cursor")
+        if cursor:
+            try:
+                after = base64.b64decode(str(cursor)).decode().removeprefix("channel:")
+            except ValueError:
+                raise SlackError("invalid_cursor") from None
+            ids = [c.id for c in listed]
+            if after not in ids:
+                raise SlackError("invalid_cursor")
+            start = ids.index(after)
+        page, rest = listed[start : start + limit], listed[start + limit :]
+        next_cursor = base64.b64encode(f"channel:{rest[0].id}".encode()).decode() if rest else ""
+        return {
+            "channels": [self._channel_info(c) for c in page],
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _channel_info(self, channel: FakeChannel) -> JSON:
         info: JSON = {
             "id": channel.id,
             "name": channel.name,
@@ -1114,9 +1159,7 @@ class FakeSlack:
             "purpose": {"value": channel.purpose, "creator": "", "last_set": 0},
             "previous_names": [],
         }
-        if _flag(call.params.get("include_num_members")):
-            info["num_members"] = len(self._members(channel))
-        return {"channel": info}
+        return info
 
     def _users_info(self, call: _Call) -> JSON:
         user_id = call.params.get("user")
@@ -1210,6 +1253,7 @@ _ACCEPTED_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.replies": ("channels:history", "groups:history"),
     "conversations.history": ("channels:history", "groups:history"),
     "conversations.info": ("channels:read", "groups:read"),
+    "conversations.list": ("channels:read", "groups:read"),
     "users.info": ("users:read",),
     "reactions.add": ("reactions:write",),
 }
