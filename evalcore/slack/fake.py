@@ -57,7 +57,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from evalcore.reference.server import free_port
 
@@ -136,6 +137,9 @@ class FakeUser(BaseModel):
     deleted: bool = False
 
 
+DEFAULT_APP_TOKEN = "xapp-1-fake-evalcore"
+
+
 def _default_channels() -> list[FakeChannel]:
     return [
         FakeChannel(
@@ -177,6 +181,8 @@ class FakeSlackConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tokens: list[str] = Field(default_factory=lambda: [DEFAULT_TOKEN], min_length=1)
+    # App-level tokens, for Socket Mode's apps.connections.open only.
+    app_tokens: list[str] = Field(default_factory=lambda: [DEFAULT_APP_TOKEN])
     scopes: list[str] = Field(default_factory=lambda: list(DEFAULT_SCOPES))
     team_id: str = "T07EVALCORE"
     team_name: str = "Evalcore"
@@ -516,6 +522,7 @@ class FakeSlack:
             "conversations.history": self._conversations_history,
             "conversations.info": self._conversations_info,
             "conversations.list": self._conversations_list,
+            "apps.connections.open": self._apps_connections_open,
             "users.info": self._users_info,
             "reactions.add": self._reactions_add,
         }
@@ -528,6 +535,9 @@ class FakeSlack:
         self.ephemeral: list[JSON] = []
         self.requests: deque[JSON] = deque(maxlen=MAX_RECORDED_REQUESTS)
         self.faults: list[Fault] = []
+        self.ws_base = "ws://127.0.0.1"  # set from the first request's Host
+        self.sockets: list[WebSocket] = []
+        self.socket_acks: list[JSON] = []
         self._request_ids = 0
         self._last_us = 0
 
@@ -1094,6 +1104,10 @@ class FakeSlack:
             info["num_members"] = len(self._members(channel))
         return {"channel": info}
 
+    def _apps_connections_open(self, call: _Call) -> JSON:
+        """Socket Mode: the WebSocket URL an app connects to with its app-level token."""
+        return {"url": f"{self.ws_base}/_fake/socket?ticket={uuid.uuid4()}"}
+
     def _conversations_list(self, call: _Call) -> JSON:
         """Channels the token can see, `types` and `exclude_archived` honoured, paged by
         an opaque cursor as Slack pages them."""
@@ -1254,6 +1268,7 @@ _ACCEPTED_SCOPES: dict[str, tuple[str, ...]] = {
     "conversations.history": ("channels:history", "groups:history"),
     "conversations.info": ("channels:read", "groups:read"),
     "conversations.list": ("channels:read", "groups:read"),
+    "apps.connections.open": (),
     "users.info": ("users:read",),
     "reactions.add": ("reactions:write",),
 }
@@ -1443,8 +1458,12 @@ class _App:
             return answer({"ok": False, "error": body_error})
         if token is None:
             return answer(_finish({"ok": False, "error": "not_authed"}, call))
-        if token not in slack.config.tokens:
+        valid = (
+            slack.config.app_tokens if method == "apps.connections.open" else slack.config.tokens
+        )
+        if token not in valid:
             return answer(_finish({"ok": False, "error": "invalid_auth"}, call))
+        slack.ws_base = f"ws://{request.url.netloc}"
         scope_headers = {
             "x-oauth-scopes": ",".join(slack.config.scopes),
             "x-accepted-oauth-scopes": ",".join(accepted),
@@ -1546,6 +1565,55 @@ class _App:
         self.slack.reset()
         return _response({"ok": True})
 
+    async def socket(self, websocket: WebSocket) -> None:
+        """A Socket Mode connection: hello, then envelopes out and acknowledgements in."""
+        slack = self.slack
+        await websocket.accept()
+        await websocket.send_json(
+            {
+                "type": "hello",
+                "num_connections": len(slack.sockets) + 1,
+                "debug_info": {"host": "fake-evalcore", "approximate_connection_time": 3600},
+                "connection_info": {"app_id": slack.config.app_id},
+            }
+        )
+        slack.sockets.append(websocket)
+        try:
+            while True:
+                text = await websocket.receive_text()
+                try:
+                    message = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    continue
+                if isinstance(message, dict) and "envelope_id" in message:
+                    slack.socket_acks.append(message)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if websocket in slack.sockets:
+                slack.sockets.remove(websocket)
+
+    async def send_interactive(self, request: Request) -> Response:
+        """Deliver an interactive payload (a button click) to the connected apps."""
+        body = orjson.loads(await request.body() or b"{}")
+        if not self.slack.sockets:
+            return _response({"ok": False, "error": "no_socket_connection"}, 409)
+        envelope_id = str(uuid.uuid4())
+        envelope = {
+            "envelope_id": envelope_id,
+            "type": "interactive",
+            "accepts_response_payload": False,
+            "payload": body.get("payload", {}),
+            "retry_attempt": 0,
+            "retry_reason": "",
+        }
+        for websocket in list(self.slack.sockets):
+            await websocket.send_json(envelope)
+        return _response({"ok": True, "envelope_id": envelope_id})
+
+    async def list_socket_acks(self, request: Request) -> Response:
+        return _response({"ok": True, "acks": self.slack.socket_acks})
+
 
 def create_app(config: FakeSlackConfig | None = None) -> Starlette:
     """The ASGI app of a fresh fake workspace (`app.state.slack` is its `FakeSlack`)."""
@@ -1561,6 +1629,9 @@ def create_app(config: FakeSlackConfig | None = None) -> Starlette:
             Route("/_fake/messages", routes.list_messages, methods=["GET"]),
             Route("/_fake/user_message", routes.user_message, methods=["POST"]),
             Route("/_fake/reset", routes.reset, methods=["POST"]),
+            Route("/_fake/socket/interactive", routes.send_interactive, methods=["POST"]),
+            Route("/_fake/socket/acks", routes.list_socket_acks, methods=["GET"]),
+            WebSocketRoute("/_fake/socket", routes.socket),
         ]
     )
     app.state.slack = slack
@@ -1646,6 +1717,22 @@ class FakeSlackServer:
     @property
     def signing_secret(self) -> str:
         return self.config.signing_secret
+
+    @property
+    def app_token(self) -> str:
+        """An app-level token for Socket Mode (apps.connections.open)."""
+        return self.config.app_tokens[0]
+
+    def send_interactive(self, payload: JSON) -> str:
+        """Deliver an interactive payload to the apps connected over Socket Mode; returns
+        the envelope id the app must acknowledge."""
+        sent: JSON = self._control("POST", "/_fake/socket/interactive", json={"payload": payload})
+        return str(sent["envelope_id"])
+
+    def socket_acks(self) -> list[JSON]:
+        """The acknowledgements apps sent back over Socket Mode."""
+        acks: list[JSON] = self._control("GET", "/_fake/socket/acks")["acks"]
+        return acks
 
     def start(self) -> FakeSlackServer:
         """Launch the subprocess and wait until it answers; idempotent."""

@@ -118,7 +118,7 @@ def create_receiver(
         except orjson.JSONDecodeError:
             return _refuse(400, "payload is not JSON")
         found = clicks(payload) if isinstance(payload, dict) else []
-        task = BackgroundTask(_handle, found, engine, suite, client) if found else None
+        task = BackgroundTask(handle_clicks, found, engine, suite, client) if found else None
         return Response(status_code=200, background=task)
 
     async def health(request: Request) -> Response:
@@ -152,7 +152,7 @@ def _first_time(engine: Engine, signature: str, timestamp: int) -> bool:
     return True
 
 
-def _handle(
+def handle_clicks(
     found: list[Click],
     engine: Callable[[], Engine],
     suite: Callable[[], Suite],
