@@ -32,13 +32,6 @@ import orjson
 from pydantic import BaseModel
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-    ServerErrorRetryHandler,
-)
-from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 from slack_sdk.web import SlackResponse
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -48,6 +41,7 @@ from sqlmodel import select as model_select
 
 from evalcore.digest.gather import Digest
 from evalcore.digest.render import SlackMessage, render_markdown, render_slack
+from evalcore.slack.client import retry_handlers, web_client
 from evalcore.store.tables import DigestPostRow, utcnow
 
 __all__ = [
@@ -64,7 +58,6 @@ __all__ = [
 ]
 
 DIGEST_EVENT = "evalcore_digest"
-DEFAULT_BASE_URL = "https://slack.com/api/"
 HISTORY_PAGES = 10  # x 200 messages searched for an unrecorded part
 _CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 _NOT_THERE = frozenset({"channel_not_found", "not_in_channel", "is_archived"})
@@ -110,38 +103,7 @@ class DigestFiles(NamedTuple):
 # --------------------------------------------------------------------------- client
 
 
-def retry_handlers(
-    retries: int = 3, *, interval: RetryIntervalCalculator | None = None
-) -> list[RetryHandler]:
-    """slack_sdk's handlers for 429 (sleeping Retry-After), 500/503 and dropped
-    connections. The attempt count is shared by the handlers of one call, so `retries`
-    bounds the retries of a call whatever mix of failures it meets."""
-    options: dict[str, Any] = {"max_retry_count": retries}
-    if interval is not None:
-        options["interval_calculator"] = interval
-    return [
-        RateLimitErrorRetryHandler(max_retry_count=retries),
-        ServerErrorRetryHandler(**options),
-        ConnectionErrorRetryHandler(**options),
-    ]
-
-
-def digest_client(
-    token: str,
-    *,
-    base_url: str | None = None,
-    retries: int = 3,
-    interval: RetryIntervalCalculator | None = None,
-    timeout: int = 30,
-) -> WebClient:
-    """A WebClient for the bot token with the retry handlers; `base_url` (or Slack's)
-    may point at the local fake."""
-    return WebClient(
-        token=token,
-        base_url=base_url or DEFAULT_BASE_URL,
-        timeout=timeout,
-        retry_handlers=retry_handlers(retries, interval=interval),
-    )
+digest_client = web_client  # the digest's client is evalcore's Slack client
 
 
 def _ensure_retries(client: WebClient) -> None:

@@ -1,9 +1,11 @@
 """The Slack Web API client evalcore uses: slack_sdk's, with its retry handlers for 429
-(honouring Retry-After) and 5xx, pointed at `SLACK_BASE_URL` when set (the local fake)."""
+(honouring Retry-After), 5xx and dropped connections, pointed at `SLACK_BASE_URL` when set
+(the local fake)."""
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import (
@@ -11,23 +13,49 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 
 DEFAULT_BASE_URL = "https://slack.com/api/"
+BASE_URL_ENV = "SLACK_BASE_URL"
+TOKEN_ENV = "SLACK_BOT_TOKEN"
 
 
-def slack_client(
-    token: str | None = None, *, base_url: str | None = None, retries: int = 3
-) -> WebClient | None:
-    """A client for the bot token (SLACK_BOT_TOKEN), or None when there is no token."""
-    token = token or os.environ.get("SLACK_BOT_TOKEN")
-    if not token:
-        return None
+def retry_handlers(
+    retries: int = 3, *, interval: RetryIntervalCalculator | None = None
+) -> list[RetryHandler]:
+    """slack_sdk's handlers for 429 (sleeping Retry-After), 500/503 and dropped
+    connections. The attempt count is shared by the handlers of one call, so `retries`
+    bounds the retries of a call whatever mix of failures it meets."""
+    options: dict[str, Any] = {"max_retry_count": retries}
+    if interval is not None:
+        options["interval_calculator"] = interval
+    return [
+        RateLimitErrorRetryHandler(max_retry_count=retries),
+        ServerErrorRetryHandler(**options),
+        ConnectionErrorRetryHandler(**options),
+    ]
+
+
+def web_client(
+    token: str,
+    *,
+    base_url: str | None = None,
+    retries: int = 3,
+    interval: RetryIntervalCalculator | None = None,
+    timeout: int = 30,
+) -> WebClient:
+    """A WebClient for `token` with the retry handlers; `base_url` (else SLACK_BASE_URL,
+    else Slack's) may point at the local fake."""
     return WebClient(
         token=token,
-        base_url=base_url or os.environ.get("SLACK_BASE_URL") or DEFAULT_BASE_URL,
-        retry_handlers=[
-            RateLimitErrorRetryHandler(max_retry_count=retries),
-            ServerErrorRetryHandler(max_retry_count=retries),
-            ConnectionErrorRetryHandler(max_retry_count=retries),
-        ],
+        base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
+        timeout=timeout,
+        retry_handlers=retry_handlers(retries, interval=interval),
     )
+
+
+def slack_client(token: str | None = None, *, base_url: str | None = None) -> WebClient | None:
+    """A client for the bot token (SLACK_BOT_TOKEN), or None when there is no token."""
+    token = token or os.environ.get(TOKEN_ENV)
+    return web_client(token, base_url=base_url) if token else None
