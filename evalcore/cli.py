@@ -329,15 +329,9 @@ def _run_flow(what: str, call: Callable[[], Awaitable[State[Any]]], expected: ty
 def gate(
     release: Annotated[str, typer.Option("--release", "-r", help="Release id to gate.")],
     suite: SuiteOption = None,
-    target_url: Annotated[
-        str | None,
-        typer.Option(help="Override the target's URL.", envvar="EVALCORE_TARGET_URL"),
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Override the target's model.")] = None,
-    judge_url: Annotated[
-        str | None,
-        typer.Option(help="Override the LLM judge's URL.", envvar="EVALCORE_JUDGE_URL"),
-    ] = None,
+    target_url: common.TargetUrlOption = None,
+    model: common.ModelOption = None,
+    judge_url: common.JudgeUrlOption = None,
     junit: Annotated[
         Path | None, typer.Option(help="Write JUnit XML here (cases and criteria).")
     ] = None,
@@ -564,15 +558,9 @@ def baseline_list(
 @app.command()
 def monitor(
     suite: SuiteOption = None,
-    target_url: Annotated[
-        str | None,
-        typer.Option(help="Override the target's URL.", envvar="EVALCORE_TARGET_URL"),
-    ] = None,
-    model: Annotated[str | None, typer.Option(help="Override the target's model.")] = None,
-    judge_url: Annotated[
-        str | None,
-        typer.Option(help="Override the LLM judge's URL.", envvar="EVALCORE_JUDGE_URL"),
-    ] = None,
+    target_url: common.TargetUrlOption = None,
+    model: common.ModelOption = None,
+    judge_url: common.JudgeUrlOption = None,
     fail_on_drift: Annotated[
         str | None,
         typer.Option(

@@ -19,8 +19,9 @@ from evalcore.decisions import (
 )
 from evalcore.runner import RunRequest, prepare_run
 from evalcore.store.engine import get_engine
-from evalcore.store.tables import BacklogItemRow, DecisionRow, DriftFindingRow
+from evalcore.store.tables import DecisionRow, DriftFindingRow
 from evalcore.suite import EvalSet, Suite, load_suite
+from tests.factories import add, backlog_item
 
 ROOT = Path(__file__).resolve().parent.parent
 MAYA, DANIEL, PRIYA, TOM = "U04QH7KM2AB", "U05B8RZT1QK", "U03LMX9PE2C", "U06KQ2VN8HD"
@@ -34,22 +35,7 @@ def suite() -> Suite:
 def add_item(
     db_url: str, item_id: str = "BL-000001", tags: tuple[str, ...] = ("shipping",)
 ) -> None:
-    with Session(get_engine(db_url)) as session:
-        session.add(
-            BacklogItemRow(
-                id=item_id,
-                ticket="ZD-48213",
-                reporter="support@lumenhome.example",
-                route="support-assistant",
-                messages=[{"role": "user", "content": "Where is my parcel?"}],
-                observed_output="It was delivered yesterday.",
-                what_was_wrong="It was not; tracking says in transit.",
-                tags=list(tags),
-                normalized_text="where is my parcel",
-                fingerprint="f" * 64,
-            )
-        )
-        session.commit()
+    add(get_engine(db_url), backlog_item(item_id, tags=tags))
 
 
 def rows(db_url: str) -> list[DecisionRow]:

@@ -21,6 +21,7 @@ from evalcore.slack.signing import interactivity_body, sign_request
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import BacklogItemRow, DecisionRow, SlackRequestRow
 from evalcore.suite import load_suite
+from tests.factories import add, backlog_item
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -38,22 +39,7 @@ def slack() -> Iterator[FakeSlackServer]:
 def app(db_url: str, slack: FakeSlackServer) -> Iterator[TestClient]:
     slack.reset()
     engine = get_engine(db_url)
-    with Session(engine) as session:
-        session.add(
-            BacklogItemRow(
-                id="BL-000001",
-                ticket="ZD-48213",
-                reporter="support@lumenhome.example",
-                route="support-assistant",
-                messages=[{"role": "user", "content": "Where is my parcel?"}],
-                observed_output="It was delivered yesterday.",
-                what_was_wrong="Tracking says in transit.",
-                tags=["shipping"],
-                normalized_text="where is my parcel",
-                fingerprint="f" * 64,
-            )
-        )
-        session.commit()
+    add(engine, backlog_item())
     suite = load_suite(ROOT / "evals")
     receiver = create_receiver(
         signing_secret=SECRET,

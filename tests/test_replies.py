@@ -14,8 +14,9 @@ from evalcore.replies import ReplyError, parse_reply, process_thread
 from evalcore.slack.client import slack_client
 from evalcore.slack.fake import FakeSlackServer
 from evalcore.store.engine import get_engine
-from evalcore.store.tables import BacklogItemRow, DecisionRow
+from evalcore.store.tables import DecisionRow
 from evalcore.suite import load_suite
+from tests.factories import add, backlog_item
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANNEL = "C0EVALS01"
@@ -56,22 +57,10 @@ def test_thread_replies_become_decisions_once_and_are_answered(
 ) -> None:
     slack.reset()
     engine = get_engine(db_url)
-    with Session(engine) as session:
-        session.add(
-            BacklogItemRow(
-                id="BL-000004",
-                ticket="ZD-48213",
-                reporter="support@lumenhome.example",
-                route="support-assistant",
-                messages=[{"role": "user", "content": "Where is my parcel?"}],
-                observed_output="Delivered.",
-                what_was_wrong="It was not.",
-                tags=["shipping"],
-                normalized_text="where is my parcel",
-                fingerprint="f" * 64,
-            )
-        )
-        session.commit()
+    add(
+        engine,
+        backlog_item("BL-000004", observed_output="Delivered.", what_was_wrong="It was not."),
+    )
     client = slack_client(slack.token, base_url=slack.api_url)
     assert client is not None
     parent = client.chat_postMessage(

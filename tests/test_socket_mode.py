@@ -14,8 +14,9 @@ from evalcore.slack.client import slack_client
 from evalcore.slack.fake import FakeSlackServer
 from evalcore.slack.socket_mode import socket_mode_client
 from evalcore.store.engine import get_engine
-from evalcore.store.tables import BacklogItemRow, DecisionRow
+from evalcore.store.tables import DecisionRow
 from evalcore.suite import load_suite
+from tests.factories import add, backlog_item
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANNEL, DANIEL = "C0EVALS01", "U05B8RZT1QK"
@@ -32,22 +33,7 @@ def wait_for(check: object, timeout_s: float = 10.0) -> None:
 
 def test_a_click_over_socket_mode_is_acknowledged_recorded_and_answered(db_url: str) -> None:
     engine = get_engine(db_url)
-    with Session(engine) as session:
-        session.add(
-            BacklogItemRow(
-                id="BL-000001",
-                ticket="ZD-51001",
-                reporter="ana.silva@lumenhome.example",
-                route="support-assistant",
-                messages=[{"role": "user", "content": "Do you deliver to Norway?"}],
-                observed_output="Yes.",
-                what_was_wrong="We do not.",
-                tags=["shipping"],
-                normalized_text="do you deliver to norway",
-                fingerprint="b" * 64,
-            )
-        )
-        session.commit()
+    add(engine, backlog_item(ticket="ZD-51001", question="Do you deliver to Norway?"))
     suite = load_suite(ROOT / "evals")
     with FakeSlackServer() as slack:
         web = slack_client(slack.token, base_url=slack.api_url)

@@ -22,6 +22,17 @@ SuiteOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+# Where a flow-running command sends its calls (gate, monitor): the scorecard's target
+# unless overridden here or by the environment `evalcore up` sets.
+TargetUrlOption = Annotated[
+    str | None,
+    typer.Option(help="Override the target's URL.", envvar="EVALCORE_TARGET_URL"),
+]
+ModelOption = Annotated[str | None, typer.Option(help="Override the target's model.")]
+JudgeUrlOption = Annotated[
+    str | None,
+    typer.Option(help="Override the LLM judge's URL.", envvar="EVALCORE_JUDGE_URL"),
+]
 
 
 def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:

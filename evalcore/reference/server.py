@@ -16,24 +16,16 @@ request `model`'s `@suffix` (`support-assistant@regressed-tools`), the server's 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import http.client
 import math
 import os
 import random
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from evalcore.loopback import LoopbackServer, free_port
 from evalcore.reference.assistant import (
     DEFAULT_MODEL,
     EXTRA_LATENCY_MS,
@@ -317,24 +309,16 @@ def serve(host: str, port: int, knobs: Knobs) -> None:
     uvicorn.Server(config).run()
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free on `host` a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class ReferenceServer:
+class ReferenceServer(LoopbackServer):
     """The reference target in a subprocess on loopback, as a context manager.
 
         with ReferenceServer(Knobs(version="regressed-tools")) as ref:
             client = httpx.Client(base_url=ref.base_url)  # http://127.0.0.1:PORT/v1
 
-    Startup waits until `/health` answers from this very process (polling every 20 ms)
-    and fails with the server's own output after `startup_timeout_s`. Exit terminates the
-    process, then kills it if it does not stop.
+    Start-up, health check and shutdown are `LoopbackServer`'s.
     """
+
+    name = "reference server"
 
     def __init__(
         self,
@@ -344,136 +328,17 @@ class ReferenceServer:
         host: str = "127.0.0.1",
         startup_timeout_s: float = 15.0,
     ) -> None:
+        super().__init__(port=port, host=host, startup_timeout_s=startup_timeout_s)
         self.knobs = knobs or Knobs()
-        self.host = host
-        self._requested_port = port
-        self._port: int | None = None
-        self.startup_timeout_s = startup_timeout_s
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the reference server is not running")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The server root, e.g. `http://127.0.0.1:8765`."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
         """The OpenAI base URL, e.g. `http://127.0.0.1:8765/v1`."""
         return f"{self.url}/v1"
 
-    def start(self) -> ReferenceServer:
-        """Launch the subprocess and wait until it answers; idempotent."""
-        if self._process is not None:
-            return self
-        # A port picked here can be taken before the child binds it; pick again then.
-        attempts = 1 if self._requested_port is not None else 3
-        for attempt in range(1, attempts + 1):
-            port = self._requested_port or free_port(self.host)
-            try:
-                self._launch(port)
-                return self
-            except _EarlyExit as exc:
-                self.stop()
-                in_use = "address already in use" in str(exc).lower()
-                if attempt == attempts or not in_use:
-                    raise RuntimeError(str(exc)) from None
-            except BaseException:
-                self.stop()  # never leave a child behind, even on Ctrl-C
-                raise
-        raise RuntimeError("reference server did not start")
-
-    def _launch(self, port: int) -> None:
-        # Kept open for the child's lifetime and closed in stop(), so no `with` block.
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        command = [
-            sys.executable,
-            "-m",
+    def module_args(self, port: int) -> list[str]:
+        return [
             "evalcore.reference",
-            "--host",
-            self.host,
-            "--port",
-            str(port),
+            *("--host", self.host, "--port", str(port)),
             *self.knobs.cli_args(),
         ]
-        self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=env
-        )
-        self._port = port
-        deadline = time.monotonic() + self.startup_timeout_s
-        while True:
-            code = self._process.poll()
-            if code is not None:
-                raise _EarlyExit(
-                    f"reference server exited with code {code} before answering on port "
-                    f"{port}:\n{self._output()}"
-                )
-            if self._healthy(port, self._process.pid):
-                return
-            if time.monotonic() > deadline:
-                output = self._output()
-                self.stop()
-                raise RuntimeError(
-                    f"reference server did not answer GET /health on {self.host}:{port} within "
-                    f"{self.startup_timeout_s:g} s; its output:\n{output}"
-                )
-            time.sleep(0.02)
-
-    def _healthy(self, port: int, pid: int) -> bool:
-        connection = http.client.HTTPConnection(self.host, port, timeout=1.0)
-        try:
-            connection.request("GET", "/health")
-            response = connection.getresponse()
-            if response.status != 200:
-                return False
-            data = orjson.loads(response.read())
-            return isinstance(data, dict) and data.get("pid") == pid
-        except (OSError, http.client.HTTPException, orjson.JSONDecodeError):
-            return False
-        finally:
-            connection.close()
-
-    def _output(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-4000:]
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-            self._log = None
-        self._port = None
-
-    def __enter__(self) -> ReferenceServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class _EarlyExit(Exception):
-    """The child died before it answered; maybe its port was taken."""

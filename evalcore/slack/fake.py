@@ -29,16 +29,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import email.parser
 import email.policy
 import hashlib
-import http.client
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -47,8 +43,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Literal
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 import httpx
@@ -60,7 +55,7 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from evalcore.reference.server import free_port
+from evalcore.loopback import LoopbackServer
 
 __all__ = [
     "DEFAULT_PORT",
@@ -1664,16 +1659,17 @@ class FakeSlackError(RuntimeError):
     """The fake's control API refused a request (the message carries its answer)."""
 
 
-class FakeSlackServer:
+class FakeSlackServer(LoopbackServer):
     """The fake Slack in a subprocess on loopback, as a context manager.
 
         with FakeSlackServer() as slack:
             client = WebClient(token=slack.token, base_url=slack.api_url)
 
-    Startup waits until `/health` answers from this very process (polling every 20 ms) and
-    fails with the server's own output after `startup_timeout_s`. Exit terminates the
-    process, then kills it if it does not stop. The helpers call the control API.
+    Start-up, health check and shutdown are `LoopbackServer`'s; the helpers call the
+    control API.
     """
+
+    name = "fake Slack server"
 
     def __init__(
         self,
@@ -1683,26 +1679,10 @@ class FakeSlackServer:
         host: str = "127.0.0.1",
         startup_timeout_s: float = 15.0,
     ) -> None:
+        super().__init__(port=port, host=host, startup_timeout_s=startup_timeout_s)
         self.config = config or FakeSlackConfig()
-        self.host = host
-        self._requested_port = port
-        self._port: int | None = None
-        self.startup_timeout_s = startup_timeout_s
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self._config_file: Path | None = None
         self._http: httpx.Client | None = None
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise RuntimeError("the fake Slack server is not running")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The server root, e.g. `http://127.0.0.1:8790`."""
-        return f"http://{self.host}:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -1734,123 +1714,32 @@ class FakeSlackServer:
         acks: list[JSON] = self._control("GET", "/_fake/socket/acks")["acks"]
         return acks
 
-    def start(self) -> FakeSlackServer:
-        """Launch the subprocess and wait until it answers; idempotent."""
-        if self._process is not None:
-            return self
-        attempts = 1 if self._requested_port is not None else 3
-        for attempt in range(1, attempts + 1):
-            port = self._requested_port or free_port(self.host)
-            try:
-                self._launch(port)
-                self._http = httpx.Client(base_url=self.url, timeout=10.0)
-                return self
-            except _EarlyExit as exc:
-                self.stop()
-                in_use = "address already in use" in str(exc).lower()
-                if attempt == attempts or not in_use:
-                    raise RuntimeError(str(exc)) from None
-            except BaseException:
-                self.stop()  # never leave a child behind, even on Ctrl-C
-                raise
-        raise RuntimeError("fake Slack server did not start")
+    def module_args(self, port: int) -> list[str]:
+        assert self._config_file is not None
+        return [
+            "evalcore.slack",
+            *("--host", self.host, "--port", str(port), "--config", str(self._config_file)),
+        ]
 
-    def _launch(self, port: int) -> None:
+    def before_launch(self) -> None:
+        """The child reads the workspace from a temporary JSON file."""
+        self.after_stop()
         with tempfile.NamedTemporaryFile(
             "wb", prefix="evalcore-fake-slack-", suffix=".json", delete=False
         ) as handle:
             handle.write(self.config.model_dump_json().encode())
         self._config_file = Path(handle.name)
-        # Kept open for the child's lifetime and closed in stop(), so no `with` block.
-        self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        env = dict(os.environ)
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        command = [
-            sys.executable,
-            "-m",
-            "evalcore.slack",
-            "--host",
-            self.host,
-            "--port",
-            str(port),
-            "--config",
-            str(self._config_file),
-        ]
-        self._process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, env=env
-        )
-        self._port = port
-        deadline = time.monotonic() + self.startup_timeout_s
-        while True:
-            code = self._process.poll()
-            if code is not None:
-                raise _EarlyExit(
-                    f"fake Slack server exited with code {code} before answering on port "
-                    f"{port}:\n{self._output()}"
-                )
-            if self._healthy(port, self._process.pid):
-                return
-            if time.monotonic() > deadline:
-                output = self._output()
-                self.stop()
-                raise RuntimeError(
-                    f"fake Slack server did not answer GET /health on {self.host}:{port} "
-                    f"within {self.startup_timeout_s:g} s; its output:\n{output}"
-                )
-            time.sleep(0.02)
 
-    def _healthy(self, port: int, pid: int) -> bool:
-        connection = http.client.HTTPConnection(self.host, port, timeout=1.0)
-        try:
-            connection.request("GET", "/health")
-            response = connection.getresponse()
-            if response.status != 200:
-                return False
-            data = orjson.loads(response.read())
-            return isinstance(data, dict) and data.get("pid") == pid
-        except (OSError, http.client.HTTPException, orjson.JSONDecodeError):
-            return False
-        finally:
-            connection.close()
+    def after_start(self) -> None:
+        self._http = httpx.Client(base_url=self.url, timeout=10.0)
 
-    def _output(self) -> str:
-        if self._log is None:
-            return ""
-        self._log.seek(0)
-        return self._log.read().decode(errors="replace")[-4000:]
-
-    def stop(self) -> None:
+    def after_stop(self) -> None:
         if self._http is not None:
             self._http.close()
             self._http = None
-        process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-        if self._log is not None:
-            with contextlib.suppress(OSError):
-                self._log.close()
-            self._log = None
         if self._config_file is not None:
             self._config_file.unlink(missing_ok=True)
             self._config_file = None
-        self._port = None
-
-    def __enter__(self) -> FakeSlackServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # ----------------------------------------------------------------- control API
 
@@ -1934,7 +1823,3 @@ class FakeSlackServer:
             body["blocks"] = blocks
         data = self._control("POST", "/_fake/user_message", json=body)
         return {k: data[k] for k in ("channel", "ts", "message")}
-
-
-class _EarlyExit(Exception):
-    """The child died before it answered; maybe its port was taken."""
