@@ -532,26 +532,16 @@ def _latency_test(
     cur_p50, cur_p95 = (float(v) for v in np.percentile(cur, [50, 95]))
     if base_p50 <= 0:
         return None  # no relative change to speak of
-    p = _mann_whitney_p(base, cur)
     effect = cur_p50 / base_p50 - 1
-
-    def make(adjusted: float, significant: bool) -> Finding | None:
-        if not significant:
-            return None
-        return Finding(
-            FindingKind.drift,
-            "latency",
-            "route",
-            _drift_severity(effect, effect > 0, settings.min_effect),
-            f"p95 {base_p95:.0f} -> {cur_p95:.0f} ms, p50 {base_p50:.0f} -> {cur_p50:.0f} ms "
-            f"(median {effect:+.1%}); Mann-Whitney U {_adjusted(p, adjusted)}",
-            baseline_value=base_p95,
-            current_value=cur_p95,
-            effect=effect,
-            p_value=p,
-        )
-
-    return _Test(p, effect, make)
+    return _route_test(
+        "latency",
+        _mann_whitney_p(base, cur),
+        effect,
+        (base_p95, cur_p95),
+        f"p95 {base_p95:.0f} -> {cur_p95:.0f} ms, p50 {base_p50:.0f} -> {cur_p50:.0f} ms "
+        f"(median {effect:+.1%}); Mann-Whitney U",
+        settings,
+    )
 
 
 def _cost_test(
@@ -570,20 +560,39 @@ def _cost_test(
     base_value = base_total / cases
     cur_value = sum(s.cost_usd for s in cur_samples) / cases
     effect = cur_value / base_value - 1
-    p = _mann_whitney_p(base, cur)
+    return _route_test(
+        "cost_per_case",
+        _mann_whitney_p(base, cur),
+        effect,
+        (base_value, cur_value),
+        f"mean cost per case ${base_value:.6f} -> ${cur_value:.6f} ({effect:+.1%}); "
+        "Mann-Whitney U on the cost per call",
+        settings,
+    )
+
+
+def _route_test(
+    metric: str,
+    p: float,
+    effect: float,
+    values: tuple[float, float],
+    described: str,
+    settings: DriftSettings,
+) -> _Test:
+    """A route-level test where higher is worse (latency, cost); reported only when
+    significant, its detail `described` followed by the adjusted p."""
 
     def make(adjusted: float, significant: bool) -> Finding | None:
         if not significant:
             return None
         return Finding(
             FindingKind.drift,
-            "cost_per_case",
+            metric,
             "route",
             _drift_severity(effect, effect > 0, settings.min_effect),
-            f"mean cost per case ${base_value:.6f} -> ${cur_value:.6f} ({effect:+.1%}); "
-            f"Mann-Whitney U on the cost per call {_adjusted(p, adjusted)}",
-            baseline_value=base_value,
-            current_value=cur_value,
+            f"{described} {_adjusted(p, adjusted)}",
+            baseline_value=values[0],
+            current_value=values[1],
             effect=effect,
             p_value=p,
         )

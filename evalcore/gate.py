@@ -134,7 +134,8 @@ def gate_result(
     run = get_run(engine, run_id)
     if run is None:
         raise KeyError(run_id)
-    summary = summarize_run(engine, run.id, failure_limit=0)
+    # With its failures: the HTML report lists them; the gate's own lines ignore them.
+    summary = summarize_run(engine, run.id)
     # Judged against the scorecard stored with the run, as `runs show` does.
     scorecard = Scorecard.model_validate(run.scorecard)
     cases = load_case_results(engine, run.id)
@@ -142,7 +143,7 @@ def gate_result(
     if report_path is not None:
         from evalcore.report.html import write_report
 
-        write_report(engine, run, summarize_run(engine, run.id), verdict, report_path)
+        write_report(engine, run, summary, verdict, report_path)
     if junit_path is not None:
         from evalcore.report.junit import write_junit
 

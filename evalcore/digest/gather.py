@@ -538,6 +538,34 @@ def _last_user_message(messages: list[dict[str, object]]) -> str:
     return ""
 
 
+def _pending_item(
+    suite: Suite,
+    item: Item,
+    *,
+    title: str,
+    details: list[str],
+    actions: list[str],
+    since: dt.datetime,
+    end: dt.datetime,
+    severity: str | None = None,
+) -> DigestItem:
+    """A decision waiting on `item`: its age, and who may take it (numbered later)."""
+    age, overdue = _age(since, end)
+    return DigestItem(
+        number=0,
+        kind=item.kind.value,
+        ref=item.ref,
+        title=title,
+        details=details,
+        actions=actions,
+        since=since,
+        age_days=age,
+        overdue=overdue,
+        severity=severity,
+        deciders=_deciders(suite, item, actions),
+    )
+
+
 def _backlog_items(
     engine: Engine, suite: Suite, route: str, end: dt.datetime, decided: set[tuple[str, str]]
 ) -> list[DigestItem]:
@@ -555,7 +583,6 @@ def _backlog_items(
         if ("backlog", ref) in decided:
             continue
         since = as_utc(row.received_at)
-        age, overdue = _age(since, end)
         details = [
             f"reported by {row.reporter} ({row.source}) on {since:%Y-%m-%d}"
             + (f", ticket {row.ticket}" if row.ticket else ""),
@@ -573,17 +600,8 @@ def _backlog_items(
         title = (f"{row.ticket}: " if row.ticket else "") + _clip(row.what_was_wrong, 300)
         item = Item(ItemKind.backlog, ref, title, ("backlog",), tuple(row.tags), row.route)
         items.append(
-            DigestItem(
-                number=0,
-                kind="backlog",
-                ref=ref,
-                title=title,
-                details=details,
-                actions=actions,
-                since=since,
-                age_days=age,
-                overdue=overdue,
-                deciders=_deciders(suite, item, actions),
+            _pending_item(
+                suite, item, title=title, details=details, actions=actions, since=since, end=end
             )
         )
     return items
@@ -613,7 +631,6 @@ def _drift_item(
     suite: Suite, finding: DriftFindingRow, ref: str, since: dt.datetime, end: dt.datetime
 ) -> DigestItem:
     metric, scope = finding.metric, finding.scope
-    age, overdue = _age(since, end)
     title = (
         f"{metric} of {scope}: {format_value(metric, finding.baseline_value)} → "
         f"{format_value(metric, finding.current_value)} "
@@ -637,19 +654,15 @@ def _drift_item(
         (scope_name,) if scope_kind == "tag" else (),
         suite.scorecard.route,
     )
-    actions = list(ACTIONS[ItemKind.drift])
-    return DigestItem(
-        number=0,
-        kind="drift",
-        ref=ref,
+    return _pending_item(
+        suite,
+        item,
         title=title,
         details=details,
-        actions=actions,
+        actions=list(ACTIONS[ItemKind.drift]),
         since=since,
-        age_days=age,
-        overdue=overdue,
+        end=end,
         severity=finding.severity,
-        deciders=_deciders(suite, item, actions),
     )
 
 
@@ -660,7 +673,6 @@ def _flaky_item(
     since: dt.datetime,
     end: dt.datetime,
 ) -> DigestItem:
-    age, overdue = _age(since, end)
     fraction = "n/a" if flaky.pass_fraction is None else f"{flaky.pass_fraction:.0%}"
     title = f"case {flaky.case_id} is flaky: {fraction} of its samples passed"
     details = [flaky.detail] if flaky.detail else []
@@ -680,18 +692,15 @@ def _flaky_item(
         tuple(case.tags) if case is not None else (),
         suite.scorecard.route,
     )
-    return DigestItem(
-        number=0,
-        kind="flaky",
-        ref=flaky.ref,
+    return _pending_item(
+        suite,
+        item,
         title=title,
         details=details,
         actions=actions,
         since=since,
-        age_days=age,
-        overdue=overdue,
+        end=end,
         severity=finding.severity,
-        deciders=_deciders(suite, item, actions),
     )
 
 
