@@ -8,8 +8,12 @@ found in the channel's history by its message metadata (`evalcore_digest`, week,
 and adopted — updated and recorded — instead of being posted a second time.
 
 Slack's 429 (after Retry-After) and 500/503 answers are retried by slack_sdk's
-RateLimitErrorRetryHandler and ServerErrorRetryHandler on the client; when Slack stays
-down, `DigestPostError` says what was done and that the next run finishes the job.
+RateLimitErrorRetryHandler and ServerErrorRetryHandler on the client, except for
+`chat.postMessage`: after a 5xx or a lost answer (timeout, dropped connection) Slack may
+have stored the part, so the channel's history is searched for it by its metadata and a
+part found there is taken as posted; only a part really absent is posted again (as
+often and as far apart as the client's 5xx handler would retry). When Slack stays down,
+`DigestPostError` says what was done and that the next run finishes the job.
 
 Channels: `digest_post.channel` holds the channel id (what Slack's events carry). A
 channel given by name (`#support-assistant-evals`) is looked up among the channels
@@ -23,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -32,6 +37,7 @@ import orjson
 from pydantic import BaseModel
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 from slack_sdk.web import SlackResponse
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -41,7 +47,7 @@ from sqlmodel import select as model_select
 
 from evalcore.digest.gather import Digest
 from evalcore.digest.render import SlackMessage, render_markdown, render_slack
-from evalcore.slack.client import retry_handlers, web_client
+from evalcore.slack.client import rate_limit_retries_only, retry_handlers, web_client
 from evalcore.store.tables import DigestPostRow, utcnow
 
 __all__ = [
@@ -150,6 +156,20 @@ def _error_of(exc: SlackApiError) -> str | None:
     return data.get("error") if isinstance(data, dict) else None
 
 
+def _answer_lost(exc: Exception) -> bool:
+    """True when Slack may have carried the call out without the client hearing so: a
+    5xx, or no answer at all (timeout, dropped connection)."""
+    if isinstance(exc, SlackApiError):
+        return int(exc.response.status_code) >= 500
+    return isinstance(exc, OSError)
+
+
+def _failure(exc: Exception) -> str:
+    if isinstance(exc, SlackApiError):
+        return f"HTTP {exc.response.status_code}"
+    return type(exc).__name__
+
+
 def _save(engine: Engine, row: DigestPostRow) -> None:
     with Session(engine, expire_on_commit=False) as session:
         session.add(row)
@@ -171,6 +191,12 @@ class _Poster:
     ) -> None:
         self.engine = engine
         self.client = client
+        self.posting_client = rate_limit_retries_only(client)
+        server_errors = next(
+            h for h in client.retry_handlers if isinstance(h, ServerErrorRetryHandler)
+        )
+        self.post_retries = server_errors.max_retry_count
+        self.post_interval = server_errors.interval_calculator
         self.channel = channel
         self.week = digest.week
         self.refs = {item.number: item.ref for item in digest.pending}
@@ -179,6 +205,7 @@ class _Poster:
         self.step = "starting"
         self.report = PostReport(channel=channel, channel_id="", week=self.week, parts=[])
         self._history: dict[int, str] | None = None
+        self._bot_id: str | None = None
 
     def call(self, step: str, method: Callable[..., SlackResponse], **kwargs: Any) -> Any:
         self.step = step
@@ -238,16 +265,23 @@ class _Poster:
     # ----------------------------------------------------------------- history
 
     def posted_before(self, channel_id: str) -> dict[int, str]:
-        """Part -> ts of this week's digest messages of our bot found in the channel."""
-        if self._history is not None:
-            return self._history
-        own = self.call("asking Slack who the bot is", self.client.auth_test)
-        bot_id = own.get("bot_id")
+        """Part -> ts of this week's digest messages of our bot in the channel before
+        this run posted anything (searched once)."""
+        if self._history is None:
+            self._history = self.find_posted(channel_id, "searching the channel history")
+        return self._history
+
+    def find_posted(self, channel_id: str, step: str) -> dict[int, str]:
+        """Part -> ts of this week's digest messages of our bot found in the channel now."""
+        if self._bot_id is None:
+            own = self.call("asking Slack who the bot is", self.client.auth_test)
+            self._bot_id = own.get("bot_id") or ""
+        bot_id = self._bot_id
         found: dict[int, str] = {}
         cursor = None
         for _ in range(self.history_pages):
             page = self.call(
-                "searching the channel history",
+                step,
                 self.client.conversations_history,
                 channel=channel_id,
                 include_all_metadata=True,
@@ -272,7 +306,6 @@ class _Poster:
             cursor = (page.get("response_metadata") or {}).get("next_cursor")
             if not cursor:
                 break
-        self._history = found
         return found
 
     # ----------------------------------------------------------------- parts
@@ -296,17 +329,41 @@ class _Poster:
         return True
 
     def post(self, channel: str, message: SlackMessage) -> tuple[str, str]:
-        answer = self.call(
-            f"posting part {message.part}",
-            self.client.chat_postMessage,
-            channel=channel,
-            text=message.text,
-            blocks=message.blocks,
-            metadata=self.metadata(message.part),
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-        return str(answer["channel"]), str(answer["ts"])
+        """Post a part once. After a 5xx or a lost answer the part may be in Slack already:
+        it is looked for by its metadata before each new attempt, never posted blindly
+        (a channel given by a name Slack could not resolve cannot be searched: fail)."""
+        posting = f"posting part {message.part}"
+        attempt = 0
+        while True:
+            try:
+                answer = self.call(
+                    posting,
+                    self.posting_client.chat_postMessage,
+                    channel=channel,
+                    text=message.text,
+                    blocks=message.blocks,
+                    metadata=self.metadata(message.part),
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except (SlackApiError, OSError) as exc:
+                if not _answer_lost(exc) or not _CHANNEL_ID.fullmatch(channel):
+                    raise
+                time.sleep(self.post_interval.calculate_sleep_duration(attempt))
+                step = f"checking whether part {message.part} was posted"
+                found = self.find_posted(channel, step).get(message.part)
+                if found is not None:
+                    self.report.notes.append(
+                        f"part {message.part} was stored by Slack although the post failed "
+                        f"({_failure(exc)}); it was found in the channel, not posted again"
+                    )
+                    return channel, found
+                if attempt >= self.post_retries:
+                    self.step = posting
+                    raise
+                attempt += 1
+            else:
+                return str(answer["channel"]), str(answer["ts"])
 
     def run(self) -> PostReport:
         channel_id = self.resolve()

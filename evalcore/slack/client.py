@@ -1,9 +1,15 @@
 """The Slack Web API client evalcore uses: slack_sdk's, with its retry handlers for 429
 (honouring Retry-After), 5xx and dropped connections, pointed at `SLACK_BASE_URL` when set
-(the local fake)."""
+(the local fake).
+
+Those handlers repeat a call blindly. That is safe for reads and edits, not for
+`chat.postMessage`: after a 5xx or a lost answer Slack may have stored the message, and
+a blind retry posts it twice. `rate_limit_retries_only` gives the client for such posts;
+their caller looks for the message before posting again."""
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any
 
@@ -35,6 +41,19 @@ def retry_handlers(
         ServerErrorRetryHandler(**options),
         ConnectionErrorRetryHandler(**options),
     ]
+
+
+def rate_limit_retries_only(client: WebClient) -> WebClient:
+    """`client` retrying only 429s, which Slack did not carry out; its 5xx and
+    dropped-connection handlers are left out, as those calls may have been carried out.
+    `client` itself is left as it is."""
+    posting = copy.copy(client)
+    posting.retry_handlers = [
+        handler
+        for handler in client.retry_handlers
+        if isinstance(handler, RateLimitErrorRetryHandler)
+    ]
+    return posting
 
 
 def web_client(

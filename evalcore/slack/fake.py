@@ -18,7 +18,10 @@ bodies; token in `Authorization: Bearer` or a form field): `auth.test`,
 
 Control API (not Slack's): `GET /health`, `POST /_fake/faults`, `GET /_fake/faults`,
 `GET /_fake/requests`, `GET /_fake/messages`, `POST /_fake/user_message`,
-`POST /_fake/reset`.
+`POST /_fake/reset`. A fault (`POST /_fake/faults`, see `Fault`) answers the next
+matching calls with a 429, a 5xx, an `ok: false` error or a delay; with `takes_effect`
+the call is carried out first, so a message is stored although the client sees a 500 or
+times out waiting, as when Slack fails after storing it.
 
 State lives in memory, in one process and one event loop: every handler reads and
 mutates it without awaiting in between, so concurrent requests cannot interleave inside
@@ -230,6 +233,11 @@ class Fault(BaseModel):
     `error` alone (status 200) forces `{"ok": false, "error": error}`. `delay_s` waits
     before answering (then answers normally if nothing else is set). `method=None`
     matches every method.
+
+    `takes_effect=True` carries the call out first (a posted message is stored) and only
+    then delays or replaces the answer: Slack stored the message but the client saw a
+    500, or its timeout passed before the answer came. Slack does not carry out a
+    rate-limited call, so it does not go with 429.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -240,6 +248,7 @@ class Fault(BaseModel):
     retry_after: int | None = Field(default=None, ge=0)
     times: int = Field(default=1, ge=1)
     delay_s: float = Field(default=0.0, ge=0, le=60)
+    takes_effect: bool = False
 
     @model_validator(mode="after")
     def _meaningful(self) -> Fault:
@@ -249,6 +258,8 @@ class Fault(BaseModel):
             raise ValueError("a fault needs a status other than 200, an error or a delay")
         if self.retry_after is not None and self.status != 429:
             raise ValueError("retry_after only goes with status 429")
+        if self.takes_effect and self.status == 429:
+            raise ValueError("a rate-limited call is not carried out: no takes_effect with 429")
         return self
 
 
@@ -1364,6 +1375,27 @@ def _finish(body: JSON, call: _Call | None) -> JSON:
     return body
 
 
+_Answer = Callable[..., Response]
+
+
+async def _fault_answer(fault: Fault, answer: _Answer) -> Response | None:
+    """Wait out the fault's delay, then its answer (None: the normal answer goes out)."""
+    if fault.delay_s:
+        await asyncio.sleep(fault.delay_s)
+    if fault.status == 429:
+        retry = str(1 if fault.retry_after is None else fault.retry_after)
+        return answer(
+            {"ok": False, "error": fault.error or "ratelimited"},
+            429,
+            {"Retry-After": retry},
+        )
+    if fault.status >= 400:
+        return answer({"ok": False, "error": fault.error or "internal_error"}, fault.status)
+    if fault.error is not None:
+        return answer({"ok": False, "error": fault.error})
+    return None
+
+
 class _App:
     """The Starlette routes over one `FakeSlack`."""
 
@@ -1429,20 +1461,27 @@ class _App:
         fault = slack.take_fault(method)
         if fault is not None:
             record["fault"] = fault.model_dump(exclude_defaults=True, exclude={"times"})
-            if fault.delay_s:
-                await asyncio.sleep(fault.delay_s)
-            if fault.status == 429:
-                retry = str(1 if fault.retry_after is None else fault.retry_after)
-                return answer(
-                    {"ok": False, "error": fault.error or "ratelimited"},
-                    429,
-                    {"Retry-After": retry},
-                )
-            if fault.status >= 400:
-                return answer({"ok": False, "error": fault.error or "internal_error"}, fault.status)
-            if fault.error is not None:
-                return answer({"ok": False, "error": fault.error})
+            if not fault.takes_effect:
+                refused = await _fault_answer(fault, answer)
+                if refused is not None:
+                    return refused
+        carried_out = self._carry_out(request, method, merged, warnings, body_error, token, answer)
+        if fault is not None and fault.takes_effect:
+            return await _fault_answer(fault, answer) or carried_out
+        return carried_out
 
+    def _carry_out(
+        self,
+        request: Request,
+        method: str,
+        merged: JSON,
+        warnings: list[str],
+        body_error: str | None,
+        token: str | None,
+        answer: _Answer,
+    ) -> Response:
+        """The Web API call itself: authentication, scopes, then the method's handler."""
+        slack = self.slack
         handler = slack.methods.get(method)
         if handler is None:
             return answer({"ok": False, "error": "unknown_method", "req_method": method})
@@ -1785,8 +1824,10 @@ class FakeSlackServer(LoopbackServer):
         retry_after: int | None = None,
         times: int = 1,
         delay_s: float = 0.0,
+        takes_effect: bool = False,
     ) -> JSON:
-        """Misbehave on the next `times` calls of `method` (every method if None)."""
+        """Misbehave on the next `times` calls of `method` (every method if None); with
+        `takes_effect` the call is carried out before the fault answers (see `Fault`)."""
         fault = Fault(
             method=method,
             status=status,
@@ -1794,6 +1835,7 @@ class FakeSlackServer(LoopbackServer):
             retry_after=retry_after,
             times=times,
             delay_s=delay_s,
+            takes_effect=takes_effect,
         )
         added: JSON = self._control("POST", "/_fake/faults", json=fault.model_dump())["fault"]
         return added
