@@ -19,6 +19,12 @@ case id of a backlog item turned up with other content; the threshold differs fr
 value the decider saw), the whole apply is refused and nothing is written. Without such
 a run only what the files alone show is checked. Nothing new is recorded for this.
 
+Recovery. An apply killed after writing the files but before marking the decisions
+leaves them pending; the next apply recognises what is already written and marks it
+without writing again: a new case with the content decided, a flaky case whose set alone
+differs from the decider's run, a threshold at the decided value with its own audit
+comment (which keeps naming the value before it).
+
 Refusals. A decision that cannot be applied by itself (no suggested expectation, a value
 out of range, an unknown key) is refused and left pending; the others still apply.
 """
@@ -592,6 +598,18 @@ class _Planner:
             )
         file = self.suite.case_files[case_id]
         where = _rel(file, self.root)
+        as_seen = case.model_copy(update={"set": EvalSet.blocking})
+        if case.set is target and seen is not None and seen[0] == case_hash(as_seen):
+            # Written by an apply interrupted before it marked the decision: only the set
+            # differs from what the decider saw. (Without a run to compare with, a case
+            # out of the blocking set cannot be told from a hand edit: a conflict below.)
+            if case_id in self.touched_cases:
+                raise _Refuse(f"another decision in this batch already moves {case_id}")
+            self.touched_cases.add(case_id)
+            return (
+                f"{case_id} is already in the {target.value} set in {where}",
+                {"file": file, "expect_case": (case_id, target)},
+            )
         if case.set is not EvalSet.blocking:
             raise _Conflict(
                 f"{where}: the flaky case {case_id} to demote is in the {case.set.value} set, "
@@ -674,6 +692,15 @@ class _Planner:
         if action == "keep":
             return f"{label} stays {_num(current)}; no file changes", {}
         shown, value = _threshold_value(decision.value)
+        note = _audit_note(decision, value)
+        # The value before this decision: its own audit comment names it when an apply
+        # interrupted before marking the decision already wrote it.
+        written_over = (
+            self._written_over(section, name, key, note)
+            if math.isclose(current, value, abs_tol=1e-12)
+            else None
+        )
+        before = current if written_over is None else written_over
         snapshot = self._snapshot(decision)
         if shown is None and snapshot is not None:
             seen = snapshot.scorecard.get(section, {}).get(name)
@@ -681,7 +708,7 @@ class _Planner:
             what_shown = f"in {snapshot.describe()}"
         else:
             what_shown = "in the decision"
-        if shown is not None and not math.isclose(shown, current, abs_tol=1e-12):
+        if shown is not None and not math.isclose(shown, before, abs_tol=1e-12):
             was = "did not exist" if math.isnan(shown) else f"was {_num(shown)}"
             raise _Conflict(
                 f"scorecard.yaml: {label} is {_num(current)} but {was} when "
@@ -689,29 +716,46 @@ class _Planner:
             )
         if (section, name) in self.touched_keys:
             raise _Refuse(f"another decision in this batch already changes {label}")
+        if written_over is None:
+            rule, holder, holder_key = self._threshold_rule(section, name, key)
+            rule[key] = value
+            _set_eol_comment(holder, holder_key, f"{_num(current)}{note}")
+            self.scorecard_edited = True
+            detail = f"{label}: {_num(current)} -> {_num(value)} in scorecard.yaml"
+        else:
+            detail = (
+                f"{label}: already {_num(value)} in scorecard.yaml "
+                f"({_num(written_over)} -> {_num(value)}, written by an earlier apply)"
+            )
+        self.touched_keys.add((section, name))
+        return detail, {"file": self._scorecard_path, "expect_threshold": (section, name, value)}
+
+    def _threshold_rule(self, section: str, name: str, key: str) -> tuple[CommentedMap, Any, Any]:
+        """The rule's mapping in the scorecard, and the mapping and key whose line ends
+        with its audit comment (the enclosing one when the rule is written `{...}`)."""
         doc = self._scorecard()
         rule = doc[section][name]
         if not isinstance(rule, CommentedMap) or key not in rule:  # pragma: no cover
-            raise _Refuse(f"scorecard.yaml: {label} is not written where this command edits")
-        rule[key] = value
-        reason = " ".join(decision.reason.split())
-        if len(reason) > _REASON_CHARS:
-            cut = reason[:_REASON_CHARS].rsplit(" ", 1)[0] or reason[:_REASON_CHARS]
-            reason = cut.rstrip(" ,;:.") + "…"
-        comment = (
-            f"{_num(current)} -> {_num(value)} by {decision.decided_by} on "
-            f"{_day(decision.decided_at)}" + (f": {reason}" if reason else "")
-        )
+            raise _Refuse(
+                f"scorecard.yaml: {section}.{name}.{key} is not written where this command edits"
+            )
         holder, holder_key = (doc[section], name) if rule.fa.flow_style() else (rule, key)
         if doc[section].fa.flow_style():
             holder, holder_key = doc, section
-        _set_eol_comment(holder, holder_key, comment)
-        self.touched_keys.add((section, name))
-        self.scorecard_edited = True
-        return (
-            f"{label}: {_num(current)} -> {_num(value)} in scorecard.yaml",
-            {"file": self._scorecard_path, "expect_threshold": (section, name, value)},
-        )
+        return rule, holder, holder_key
+
+    def _written_over(self, section: str, name: str, key: str, note: str) -> float | None:
+        """The old value named by this decision's audit comment on the rule's line, when
+        the comment is there: the decision is then already written."""
+        try:
+            _, holder, holder_key = self._threshold_rule(section, name, key)
+        except _Refuse:  # a scorecard this command cannot edit holds no comment it wrote
+            return None
+        found = re.search(rf"(?:^|; )(\S+){re.escape(note)}$", _eol_comment(holder, holder_key))
+        try:
+            return None if found is None else float(found.group(1))
+        except ValueError:  # not a number: a comment of someone else's that looks alike
+            return None
 
     @property
     def _scorecard_path(self) -> Path:
@@ -957,8 +1001,7 @@ def _set_eol_comment(holder: Any, key: Any, comment: str) -> None:
 
     A comment already there is kept (ours from an earlier change is replaced).
     """
-    entry = holder.ca.items.get(key)
-    token = entry[2] if entry is not None and len(entry) > 2 else None
+    token = _eol_token(holder, key)
     rest = ""
     if token is not None:
         first, _, rest = token.value.partition("\n")
@@ -969,6 +1012,31 @@ def _set_eol_comment(holder: Any, key: Any, comment: str) -> None:
     if token is not None:
         new = holder.ca.items[key][2]
         new.value = new.value.rstrip("\n") + "\n" + rest
+
+
+def _eol_token(holder: Any, key: Any) -> Any:
+    """ruamel's comment token after `key`'s value: its end-of-line comment, then the
+    comment lines that follow it (None when there are none)."""
+    entry = holder.ca.items.get(key)
+    return entry[2] if entry is not None and len(entry) > 2 else None
+
+
+def _eol_comment(holder: Any, key: Any) -> str:
+    """The comment at the end of `key`'s line, without its `#` (empty when there is none)."""
+    token = _eol_token(holder, key)
+    return "" if token is None else str(token.value).partition("\n")[0].strip().lstrip("# ")
+
+
+def _audit_note(decision: DecisionRow, value: float) -> str:
+    """What follows the old value in the comment a threshold change leaves on its line:
+    ` -> NEW by OWNER on DAY: REASON`, the reason cut short."""
+    reason = " ".join(decision.reason.split())
+    if len(reason) > _REASON_CHARS:
+        cut = reason[:_REASON_CHARS].rsplit(" ", 1)[0] or reason[:_REASON_CHARS]
+        reason = cut.rstrip(" ,;:.") + "…"
+    return f" -> {_num(value)} by {decision.decided_by} on {_day(decision.decided_at)}" + (
+        f": {reason}" if reason else ""
+    )
 
 
 def _render_case(body: dict[str, Any]) -> str:
