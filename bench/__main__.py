@@ -1,5 +1,6 @@
-"""`make bench`: the run engine measured side by side with bare loops, the gate flow's
-overhead, drift analysis and trends, in one run (`--only` picks one part).
+"""`make bench`: the run engine measured side by side with bare loops, the peak memory of
+`validate` and `run` over 100,000 cases, the gate flow's overhead, drift analysis and
+trends, in one run (`--only` picks one part).
 
 Absolute times on a shared 2-core machine mean little; the ratios printed here compare
 the engine with the ideal and with a bare aiohttp loop against the same stub, measured
@@ -11,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import socket
 import statistics
 import subprocess
@@ -31,6 +31,7 @@ from bench.drift import drift_bench
 from bench.gate import LATENCY_MS as GATE_LATENCY_MS
 from bench.gate import gate_overhead
 from bench.intake import intake_bench
+from bench.rss import measure_child
 from bench.suites import write_suite
 from bench.trends import trends_bench
 from evalcore import aio
@@ -136,28 +137,32 @@ def engine_run(suite_dir: Path, db_url: str, *, concurrency: int) -> tuple[float
     return report.elapsed_s, report.written
 
 
-def rss_probe(cases: int, workdir: Path) -> tuple[float, float]:
-    """Peak RSS (MB) and wall time of `evalcore run` over a generated suite, in a child."""
-    suite = write_suite(
-        workdir / f"suite-{cases}",
-        cases=cases,
-        target_yaml="{kind: python, callable: 'bench.callables:answer', model: stub}",
-    )
-    env = {**os.environ, "EVALCORE_DATABASE_URL": f"sqlite:///{workdir}/rss.db", "CI": "1"}
+def memory_bench(cases: int, workdir: Path) -> None:
+    """Peak RSS of `evalcore validate` and `evalcore run` over a generated suite written as
+    JSONL and as YAML, each command in a child of its own; `run` calls an in-process stub.
+    """
+    print(f"\n[{cases:,}-case generated suite, each command in a child process]")
+    env = {**os.environ, "CI": "1"}
     env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    started = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "evalcore", "run", "--suite", str(suite), "--json"],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    elapsed = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:
-        raise RuntimeError("could not read the child's peak RSS")
-    return peak / 1024, elapsed
+    for case_format in ("jsonl", "yaml"):
+        suite = write_suite(
+            workdir / f"memory-{case_format}",
+            cases=cases,
+            target_yaml="{kind: python, callable: 'bench.callables:answer', model: stub}",
+            case_format=case_format,
+        )
+        env["EVALCORE_DATABASE_URL"] = f"sqlite:///{workdir}/memory-{case_format}.db"
+        for command in ("validate", "run"):
+            child = measure_child(
+                [sys.executable, "-m", "evalcore", command, "--suite", str(suite), "--json"], env
+            )
+            if child.exit_code != 0:
+                raise RuntimeError(f"evalcore {command} exited {child.exit_code}:\n{child.output}")
+            line(
+                f"`evalcore {command}`, one {case_format.upper()} file, peak RSS",
+                f"{child.peak_mb:,.0f} MB",
+                f"goal <= 400 MB ({child.seconds:.1f} s wall)",
+            )
 
 
 def line(label: str, value: str, goal: str = "") -> None:
@@ -173,7 +178,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs at 100 ms")
     parser.add_argument(
         "--only",
-        choices=["all", "engine", "gate", "drift", "trends", "digest", "intake"],
+        choices=["all", "engine", "memory", "gate", "drift", "trends", "digest", "intake"],
         default="all",
         help="which benchmarks",
     )
@@ -183,6 +188,8 @@ def main() -> None:
         work = Path(tmp)
         if args.only in ("all", "engine"):
             engine_benchmarks(args, work)
+        if args.only in ("all", "memory"):
+            memory_bench(args.rss_cases, work)
         if args.only in ("all", "gate"):
             with stub(GATE_LATENCY_MS) as url:
                 gate_overhead(work, url, repeats=args.repeats, free_port=free_port, line=line)
@@ -283,10 +290,6 @@ def engine_benchmarks(args: argparse.Namespace, work: Path) -> None:
         f"{rows_in / t_in:,.0f} results/s",
         "goal >= 5,000/s",
     )
-
-    rss_mb, rss_s = rss_probe(args.rss_cases, work)
-    print(f"\n[{args.rss_cases:,}-case generated suite, `evalcore run` in a child process]")
-    line("peak RSS", f"{rss_mb:,.0f} MB", f"goal <= 400 MB ({rss_s:.1f} s wall)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ come back together in one `SuiteError`, each naming file, line and field.
 
 from __future__ import annotations
 
+import codecs
 import gc
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
@@ -21,11 +22,18 @@ from pydantic import BaseModel, ValidationError
 
 from evalcore.suite.errors import SuiteError, SuiteIssue
 from evalcore.suite.git import git_state
-from evalcore.suite.models import SCORER_KEYS, Case, EvalSet, Severity
+from evalcore.suite.models import FIELD_LIMIT_BYTES, SCORER_KEYS, Case, EvalSet, Severity
 from evalcore.suite.owners import Owners
 from evalcore.suite.scorecard import Scorecard
 from evalcore.suite.version import DatasetVersion, dataset_version, scorecard_version
-from evalcore.suite.yaml_lines import LineMap, YamlPath, parse_yaml, validation_issues
+from evalcore.suite.yaml_lines import (
+    LineMap,
+    YamlListReader,
+    YamlPath,
+    format_field,
+    parse_yaml,
+    validation_issues,
+)
 
 CASE_SUFFIXES = (".yaml", ".yml", ".jsonl")
 _SETS = ", ".join(s.value for s in EvalSet)
@@ -33,6 +41,9 @@ _NO_EXPECTATION = "case has no expectation: add `expect` with at least one of " 
     SCORER_KEYS
 )
 _BOM = b"\xef\xbb\xbf"
+_FIELD_LIMIT = f"the limit for one field of a case is {FIELD_LIMIT_BYTES:,} bytes (1 MiB)"
+# UTF-8 takes at most 4 bytes a character: shorter strings cannot be over the limit.
+_FIELD_LIMIT_CHARS = FIELD_LIMIT_BYTES // 4
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -337,26 +348,45 @@ class _SuiteLoader:
                 self._load_yaml_cases(file)
 
     def _load_yaml_cases(self, file: Path) -> None:
-        text = self._read_text(file)
-        if text is None:
+        """Read a YAML case file one entry at a time, so memory follows a case, not the file.
+
+        A YAML error part way through voids what the file's earlier entries added: a file
+        that cannot be read counts for nothing, as when it was parsed whole.
+        """
+        if not self._is_utf8(file):
             self.all_entries_read = False
             return
+        before = _Checkpoint.of(self)
         try:
-            doc = parse_yaml(text, file)
+            with file.open("rb") as handle:
+                reader = YamlListReader(handle, file)
+                doc = reader.not_a_list
+                if doc is not None:
+                    self.issues.extend(_inside_entry(issue) for issue in doc.issues)
+                    got = "nothing (empty file; write [] for no cases)"
+                    if doc.data is not None:
+                        got = _kind(doc.data)
+                    self.issue(
+                        file, doc.lines.line_of(()), None, f"expected a list of cases, got {got}"
+                    )
+                    self.all_entries_read = False
+                    return
+                for entry in reader:
+                    path = (entry.index,)
+                    line = entry.lines.line_of(path)
+                    self._add_case(entry.data, file, line, entry.lines, path, entry.longest_text)
+        except OSError as exc:
+            before.restore(self)
+            self.issue(file, None, None, f"cannot read: {exc.strerror or exc}")
+            self.all_entries_read = False
+            return
         except SuiteError as exc:
+            before.restore(self)
             self.issues.extend(exc.issues)
             self.all_entries_read = False
             return
         # Parse problems name the path from the file's top; show it from inside the entry.
-        self.issues.extend(_inside_entry(issue) for issue in doc.issues)
-        data, lines = doc.data, doc.lines
-        if not isinstance(data, list):
-            got = "nothing (empty file; write [] for no cases)" if data is None else _kind(data)
-            self.issue(file, lines.line_of(()), None, f"expected a list of cases, got {got}")
-            self.all_entries_read = False
-            return
-        for index, entry in enumerate(data):
-            self._add_case(entry, file, lines.line_of((index,)), lines, (index,))
+        self.issues.extend(_inside_entry(issue) for issue in reader.issues)
 
     def _load_jsonl(self, file: Path) -> None:
         try:
@@ -377,12 +407,23 @@ class _SuiteLoader:
                     self.issue(file, number, None, f"invalid JSON at column {exc.colno}: {exc.msg}")
                     self.all_entries_read = False
                     continue
-                self._add_case(entry, file, number, None, ())
+                # No string in a line is longer than the line itself.
+                self._add_case(entry, file, number, None, (), len(raw))
 
     def _add_case(
-        self, entry: Any, file: Path, line: int | None, lines: LineMap | None, base: YamlPath
+        self,
+        entry: Any,
+        file: Path,
+        line: int | None,
+        lines: LineMap | None,
+        base: YamlPath,
+        longest_text: int,
     ) -> None:
-        """Validate one entry; record it, or its problems (and its id, to catch duplicates)."""
+        """Validate one entry; record it, or its problems (and its id, to catch duplicates).
+
+        `longest_text` bounds the length of every string in the entry, so the entry is
+        searched for values over the field limit only when one could be.
+        """
 
         def line_of(*path: object) -> int | None:
             return line if lines is None else lines.line_of((*base, *path))
@@ -390,6 +431,16 @@ class _SuiteLoader:
         if not isinstance(entry, dict):
             self.issue(file, line, None, f"expected a case mapping, got {_kind(entry)}")
             return
+        if longest_text > _FIELD_LIMIT_CHARS:
+            too_long = [
+                SuiteIssue(file, line_of(*at), format_field(path) or None, message)
+                for path, at, message in _too_long(entry)
+            ]
+            if too_long:
+                # Not validated further: error texts would quote the oversized value.
+                self.issues.extend(too_long)
+                self._take_part_as_written(entry, file, line_of, lines is not None)
+                return
         try:
             case = Case.model_validate(entry)
         except ValidationError as exc:
@@ -397,16 +448,25 @@ class _SuiteLoader:
                 exc, file=file, data=entry, model=Case, lines=lines, base=base, line=line
             )
             self.issues.extend(_name_missing_expectation(issue) for issue in found)
-            # The entry as written still takes part in the duplicate, owner and tag checks.
-            raw_id = entry.get("id")
-            if isinstance(raw_id, str):
-                self._claim_id(raw_id, file, line_of("id"), lines is not None)
-            self._check_owner(entry.get("owner"), file, line_of("owner"), "owner")
-            raw_tags = entry.get("tags")
-            if isinstance(raw_tags, list):
-                self.tags.update(tag for tag in raw_tags if isinstance(tag, str))
+            self._take_part_as_written(entry, file, line_of, lines is not None)
             return
         self._accept(case, file, line, None if lines is None else line_of)
+
+    def _take_part_as_written(
+        self,
+        entry: dict[Any, Any],
+        file: Path,
+        line_of: Callable[..., int | None],
+        exact_line: bool,
+    ) -> None:
+        """An invalid entry still takes part in the duplicate, owner and tag checks."""
+        raw_id = entry.get("id")
+        if isinstance(raw_id, str):
+            self._claim_id(raw_id, file, line_of("id"), exact_line)
+        self._check_owner(entry.get("owner"), file, line_of("owner"), "owner")
+        raw_tags = entry.get("tags")
+        if isinstance(raw_tags, list):
+            self.tags.update(tag for tag in raw_tags if isinstance(tag, str))
 
     def _accept(
         self,
@@ -502,6 +562,62 @@ class _SuiteLoader:
             )
             return None
 
+    def _is_utf8(self, file: Path) -> bool:
+        """Check a file is UTF-8 text, a chunk at a time (the YAML parser reads it again)."""
+        decoder = codecs.getincrementaldecoder("utf-8")()
+        lines_before = 0
+        try:
+            with file.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    decoder.decode(chunk)
+                    lines_before += chunk.count(b"\n")
+                decoder.decode(b"", final=True)
+        except OSError as exc:
+            self.issue(file, None, None, f"cannot read: {exc.strerror or exc}")
+            return False
+        except UnicodeDecodeError as exc:
+            # `exc.object` is the chunk plus any bytes of a character cut off before it.
+            line = lines_before + exc.object.count(b"\n", 0, exc.start) + 1
+            self.issue(
+                file,
+                line,
+                None,
+                f"not UTF-8 text: byte {exc.object[exc.start]:#04x} cannot be read",
+            )
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class _Checkpoint:
+    """How much a loader had gathered before a file, to forget what the file added."""
+
+    issues: int
+    cases: int
+    case_files: int
+    first_lines: int
+    duplicates: int
+
+    @classmethod
+    def of(cls, loader: _SuiteLoader) -> _Checkpoint:
+        return cls(
+            len(loader.issues),
+            len(loader.cases),
+            len(loader.case_files),
+            len(loader._first_lines),
+            len(loader._duplicates),
+        )
+
+    def restore(self, loader: _SuiteLoader) -> None:
+        del loader.issues[self.issues :]
+        del loader.cases[self.cases :]
+        del loader._duplicates[self.duplicates :]
+        # Ids are added in order, so the file's own are the newest entries.
+        for _ in range(len(loader.case_files) - self.case_files):
+            loader.case_files.popitem()
+        for _ in range(len(loader._first_lines) - self.first_lines):
+            loader._first_lines.popitem()
+
 
 def _case_files(cases_dir: Path) -> Iterator[Path]:
     """Case files under `cases_dir`, recursively, in sorted path order; dot-files skipped."""
@@ -515,6 +631,36 @@ def _case_files(cases_dir: Path) -> Iterator[Path]:
         and not any(part.startswith(".") for part in path.relative_to(cases_dir).parts)
     ]
     return iter(sorted(found, key=lambda p: p.relative_to(cases_dir).as_posix()))
+
+
+def _too_long(entry: dict[Any, Any]) -> Iterator[tuple[YamlPath, YamlPath, str]]:
+    """(field, path of its line, message) for each string or key over the field limit."""
+    todo: list[tuple[YamlPath, Any]] = [((), entry)]
+    while todo:
+        path, value = todo.pop()
+        if isinstance(value, dict):
+            for key, item in value.items():
+                size = _size_over_limit(key)
+                if size is not None:
+                    yield path, (*path, key), f"a key of {size:,} bytes is too long: {_FIELD_LIMIT}"
+                todo.append(((*path, key), item))
+        elif isinstance(value, list):
+            todo.extend(((*path, index), item) for index, item in enumerate(value))
+        else:
+            size = _size_over_limit(value)
+            if size is not None:
+                yield path, path, f"{size:,} bytes of text is too long: {_FIELD_LIMIT}"
+
+
+def _size_over_limit(value: object) -> int | None:
+    """The size in bytes of a string (UTF-8) or bytes value over the field limit, else None."""
+    if isinstance(value, str) and len(value) > _FIELD_LIMIT_CHARS:
+        size = len(value.encode("utf-8", "surrogatepass"))
+    elif isinstance(value, bytes):
+        size = len(value)
+    else:
+        return None
+    return size if size > FIELD_LIMIT_BYTES else None
 
 
 def _name_missing_expectation(issue: SuiteIssue) -> SuiteIssue:

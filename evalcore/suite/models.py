@@ -47,6 +47,12 @@ class SourceKind(StrEnum):
     handwritten = "handwritten"
 
 
+# The most one string of a case (or a key in it) may hold, in UTF-8 bytes. A case is
+# stored with every run and quoted in reports and Slack: a 50 MB paste is refused when the
+# suite is loaded (with file:line), not found later in the database or a message.
+FIELD_LIMIT_BYTES = 1 << 20
+
+
 class Strict(BaseModel):
     """Unknown keys are errors: a typo in a case file must not silently drop a check."""
 

@@ -3,6 +3,8 @@
 `yaml.safe_load` throws positions away, yet a reviewer fixing a case file needs
 `file:line: field`. So the file is composed into nodes (which carry marks), converted to
 plain Python here, and every path (tuple of keys and indices) remembers its 1-based line.
+A case file's top-level list is composed and converted one item at a time
+(`YamlListReader`): the nodes of a whole 100,000-case file took about 1.5 GB.
 """
 
 from __future__ import annotations
@@ -10,16 +12,27 @@ from __future__ import annotations
 import difflib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+from yaml.composer import ComposerError
 from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.events import (
+    AliasEvent,
+    Event,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+    StreamEndEvent,
+)
+from yaml.nodes import CollectionNode, MappingNode, Node, ScalarNode, SequenceNode
 
 from evalcore.suite.errors import SuiteError, SuiteIssue
 
@@ -58,11 +71,141 @@ class _Abort(Exception):
     """Stops conversion once the document cannot be turned into data at all."""
 
 
+class _Composer:
+    """Nodes from the parser's events, built the way `yaml.compose` builds them.
+
+    Unlike `yaml.compose` it can stop after any node, so a list item's nodes are freed
+    once the item is converted. It loops instead of recursing (only the converter limits
+    depth) and raises libyaml's composer messages, which error texts have always shown.
+    """
+
+    def __init__(self, source: str | IO[bytes]) -> None:
+        self._parser: Any = _LOADER(source)
+        self._anchors: dict[str, Node] = {}
+        # Ids of anchored nodes, the only ones an alias can reach twice; `_anchors` keeps
+        # them alive until the document ends, so their ids cannot be reused meanwhile.
+        self.anchored: set[int] = set()
+        # SafeLoader has no path resolvers: a collection's tag is fixed, and so is that of a
+        # quoted scalar or of a plain one that no implicit resolver (int, bool, ...) starts with.
+        resolvers = self._parser.yaml_implicit_resolvers
+        self._resolved_by: frozenset[str] | None = (
+            None if None in resolvers else frozenset(resolvers)
+        )
+
+    def next_is(self, kind: type[Event]) -> bool:
+        return bool(self._parser.check_event(kind))
+
+    def peek(self) -> Event:
+        event: Event = self._parser.peek_event()
+        return event
+
+    def skip(self) -> Any:
+        """The next event, read past."""
+        return self._parser.get_event()
+
+    def open_document(self) -> Event | None:
+        """Read up to the root node; its first event, or None for an empty stream."""
+        self.skip()  # stream start
+        if self.next_is(StreamEndEvent):
+            return None
+        self.skip()  # document start
+        return self.peek()
+
+    def close_document(self, root: Node) -> None:
+        """Read the document's end and insist that no other document follows."""
+        self.skip()  # document end
+        if not self.next_is(StreamEndEvent):
+            raise ComposerError(
+                "expected a single document in the stream",
+                root.start_mark,
+                "but found another document",
+                self.skip().start_mark,
+            )
+
+    def open_list(self) -> SequenceNode:
+        """The root list, read up to its first item: its items are composed one by one."""
+        return typing.cast(SequenceNode, self._collection(self.skip()))
+
+    def compose(self) -> Node:
+        """The next node with everything inside it."""
+        get_event = self._parser.get_event
+        resolve = self._parser.resolve
+        resolved_by = self._resolved_by
+        # Collections still open, innermost last, each with a key awaiting its value.
+        open_nodes: list[list[Any]] = []
+        while True:
+            event = get_event()
+            kind = type(event)
+            node: Node
+            if kind is ScalarEvent:
+                tag = event.tag
+                if tag is None or tag == "!":
+                    value = event.value
+                    if resolved_by is None or (event.implicit[0] and value[:1] in resolved_by):
+                        tag = resolve(ScalarNode, value, event.implicit)
+                    else:
+                        tag = _STR
+                node = ScalarNode(tag, event.value, event.start_mark, event.end_mark, event.style)
+                if event.anchor is not None:
+                    self._anchor(event, node)
+            elif kind is AliasEvent:
+                node = self._alias(event)
+            elif kind is SequenceStartEvent or kind is MappingStartEvent:
+                open_nodes.append([self._collection(event), None])
+                continue
+            else:  # the end of the innermost open collection
+                node = open_nodes.pop()[0]
+                node.end_mark = event.end_mark
+            if not open_nodes:
+                return node
+            parent = open_nodes[-1]
+            if type(parent[0]) is SequenceNode:
+                parent[0].value.append(node)
+            elif parent[1] is None:
+                parent[1] = node
+            else:
+                parent[0].value.append((parent[1], node))
+                parent[1] = None
+
+    def _collection(self, event: Any) -> CollectionNode:
+        is_list = type(event) is SequenceStartEvent
+        tag = event.tag
+        if tag is None or tag == "!":
+            tag = _SEQ if is_list else _MAP
+        node: CollectionNode = (SequenceNode if is_list else MappingNode)(
+            tag, [], event.start_mark, None, flow_style=event.flow_style
+        )
+        if event.anchor is not None:
+            self._anchor(event, node)
+        return node
+
+    def _anchor(self, event: Any, node: Node) -> None:
+        first = self._anchors.get(event.anchor)
+        if first is not None:
+            raise ComposerError(
+                "found duplicate anchor; first occurrence",
+                first.start_mark,
+                "second occurrence",
+                event.start_mark,
+            )
+        self._anchors[event.anchor] = node
+        self.anchored.add(id(node))
+
+    def _alias(self, event: Any) -> Node:
+        node = self._anchors.get(event.anchor)
+        if node is None:
+            raise ComposerError(None, None, "found undefined alias", event.start_mark)
+        return node
+
+
 class _Converter:
-    def __init__(self, file: Path) -> None:
+    def __init__(self, file: Path, anchored: set[int]) -> None:
         self.file = file
         self.lines: dict[YamlPath, int] = {}
         self.issues: list[SuiteIssue] = []
+        # Longest scalar text converted since last reset: bounds the size of any value.
+        self.longest_text = 0
+        self._anchored = anchored
         self._done: dict[int, tuple[Any, int]] = {}
         self._active: set[int] = set()
         self._expanded = 0
@@ -77,17 +220,36 @@ class _Converter:
             )
         )
 
+    def document(self, root: Node | None) -> YamlDocument:
+        """The whole document as data; its root is on line `lines[()]`."""
+        if root is None:
+            return YamlDocument(None, LineMap({}), [])
+        self.lines[()] = root.start_mark.line + 1
+        data = self.convert(root, ())
+        return YamlDocument(data, LineMap(self.lines), self.issues)
+
+    def item(self, node: Node, index: int) -> YamlEntry:
+        """One item of the root list, with lines of its own paths only."""
+        self.lines = {(index,): node.start_mark.line + 1}
+        self.longest_text = 0
+        data = self.convert(node, (index,))
+        return YamlEntry(index, data, LineMap(self.lines), self.longest_text)
+
     def convert(self, node: Node, path: YamlPath) -> Any:
         if type(node) is ScalarNode:
             # Scalars are the bulk of a file: no memo, and plain strings need no constructor.
             self._expanded += 1
+            if len(node.value) > self.longest_text:
+                self.longest_text = len(node.value)
             if node.tag == _STR:
                 return node.value
             return self._scalar(node, path)
         key = id(node)
+        if key not in self._anchored:
+            return self._collection(node, path)
         done = self._done.get(key)
         if done is not None:
-            self._count(node, done[1])
+            self.count(node, done[1])
             return done[0]
         if key in self._active:
             self.issue(node, "recursive alias: a node may not contain itself", path)
@@ -95,20 +257,24 @@ class _Converter:
         self._active.add(key)
         before = self._expanded
         try:
-            if isinstance(node, SequenceNode):
-                value: Any = self._sequence(node, path)
-            elif isinstance(node, MappingNode):
-                value = self._mapping(node, path)
-            else:  # pragma: no cover - the composer makes only the three kinds
-                raise _Abort
+            value = self._collection(node, path)
         finally:
             self._active.discard(key)
-        size = self._expanded - before + 1
-        self._count(node, 1)
-        self._done[key] = (value, size)
+        self._done[key] = (value, self._expanded - before)
         return value
 
-    def _count(self, node: Node, size: int) -> None:
+    def _collection(self, node: Node, path: YamlPath) -> Any:
+        if isinstance(node, SequenceNode):
+            value: Any = self._sequence(node, path)
+        elif isinstance(node, MappingNode):
+            value = self._mapping(node, path)
+        else:  # pragma: no cover - the composer makes only the three kinds
+            raise _Abort
+        self.count(node, 1)
+        return value
+
+    def count(self, node: Node, size: int) -> None:
+        """Add `size` values to the document's total; abort past the expansion limit."""
         self._expanded += size
         if self._expanded > _MAX_EXPANSION:
             self.issue(node, f"aliases expand to more than {_MAX_EXPANSION:,} values")
@@ -194,30 +360,116 @@ class YamlDocument:
     issues: list[SuiteIssue]
 
 
+@dataclass(frozen=True)
+class YamlEntry:
+    """One item of a file's top-level list.
+
+    `lines` has the item's own paths, which start with `index`. `longest_text` is the
+    length of the longest scalar as written, which bounds every string in the item.
+    """
+
+    index: int
+    data: Any
+    lines: LineMap
+    longest_text: int
+
+
 def parse_yaml(text: str, file: Path) -> YamlDocument:
     """Parse one YAML document into plain data plus the line of every path.
 
     Raises `SuiteError` (with the parser's line) when no data can be had at all.
     """
+    composer = _Composer(text)
+    converter = _Converter(file, composer.anchored)
+    with _reading(file, converter):
+        return _whole_document(composer, converter, composer.open_document())
+
+
+class YamlListReader:
+    """A file whose top level should be a list, read one item at a time.
+
+    Only the current item's nodes and lines are held, so memory follows the largest
+    case, not the file. `not_a_list` holds the whole document instead when its top level
+    is something else. Iterating yields the items, then fills `issues` (problems that
+    still left usable data); a `SuiteError` raised on the way, just as `parse_yaml`
+    raises it, voids the items already yielded.
+    """
+
+    def __init__(self, source: str | IO[bytes], file: Path) -> None:
+        self._file = file
+        self._composer = _Composer(source)
+        self._converter = _Converter(file, self._composer.anchored)
+        self.issues: list[SuiteIssue] = []
+        self.not_a_list: YamlDocument | None = None
+        self._root: SequenceNode | None = None
+        self._whole: YamlDocument | None = None
+        with _reading(file, self._converter):
+            first = self._composer.open_document()
+            if type(first) is SequenceStartEvent and first.anchor is None:
+                self._root = self._composer.open_list()
+                if self._root.tag != _SEQ:
+                    self._converter.issue(self._root, f"unsupported YAML tag {self._root.tag!r}")
+                return
+            # Anything else, an anchored list included (an item may alias it), is read whole.
+            doc = _whole_document(self._composer, self._converter, first)
+            if isinstance(doc.data, list):
+                self._whole = doc
+            else:
+                self.not_a_list = doc
+
+    def __iter__(self) -> Iterator[YamlEntry]:
+        with _reading(self._file, self._converter):
+            if self._whole is not None:
+                longest = self._converter.longest_text
+                for index, data in enumerate(self._whole.data):
+                    yield YamlEntry(index, data, self._whole.lines, longest)
+            elif self._root is not None:
+                yield from self._items(self._root)
+            self.issues = self._converter.issues
+
+    def _items(self, root: SequenceNode) -> Iterator[YamlEntry]:
+        composer, converter = self._composer, self._converter
+        index = 0
+        while not composer.next_is(SequenceEndEvent):
+            node = composer.compose()
+            try:
+                entry = converter.item(node, index)
+            except (_Abort, RecursionError):
+                # As when the file was composed whole first: a YAML error further on wins.
+                while not composer.next_is(SequenceEndEvent):
+                    composer.compose()
+                composer.skip()
+                composer.close_document(root)
+                raise
+            yield entry
+            index += 1
+        composer.skip()
+        composer.close_document(root)
+        converter.count(root, 1)
+
+
+def _whole_document(
+    composer: _Composer, converter: _Converter, first: Event | None
+) -> YamlDocument:
+    root = None if first is None else composer.compose()
+    if root is not None:
+        composer.close_document(root)
+    return converter.document(root)
+
+
+@contextmanager
+def _reading(file: Path, converter: _Converter) -> Iterator[None]:
+    """Whatever stops the reading becomes one `SuiteError`, with a line where known."""
     try:
-        root = yaml.compose(text, Loader=_LOADER)
+        yield
     except yaml.MarkedYAMLError as exc:
         raise SuiteError([_parser_issue(exc, file)]) from None
     except yaml.YAMLError as exc:
         raise SuiteError([SuiteIssue(file, None, None, f"invalid YAML: {exc}")]) from None
     except RecursionError:
         raise SuiteError([SuiteIssue(file, None, None, _TOO_DEEP)]) from None
-    if root is None:
-        return YamlDocument(None, LineMap({}), [])
-    converter = _Converter(file)
-    converter.lines[()] = root.start_mark.line + 1
-    try:
-        data = converter.convert(root, ())
     except _Abort:
         raise SuiteError(converter.issues) from None
-    except RecursionError:
-        raise SuiteError([SuiteIssue(file, None, None, _TOO_DEEP)]) from None
-    return YamlDocument(data, LineMap(converter.lines), converter.issues)
 
 
 def _parser_issue(exc: yaml.MarkedYAMLError, file: Path) -> SuiteIssue:
