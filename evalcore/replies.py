@@ -5,7 +5,8 @@ A number refers to the digest item with that number; the digest message carries 
 numbering in its Slack metadata (`event_payload.items`), so a reply is read against the
 message it answers, not against today's data. Each reply is handled once (its ts is
 remembered), and every reply gets an answer in the thread: recorded, refused, conflict,
-or "I did not understand".
+or "I did not understand". Answers quote what people typed, so every answer the bot posts
+in a thread, here or for a button, is escaped for Slack first (`answer_in_thread`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from evalcore.decisions import DecisionOutcome, DecisionRequest, record_decision
+from evalcore.slack.text import mention, slack_escape
 from evalcore.store.tables import DecisionAttemptRow, DigestPostRow, SlackRequestRow, utcnow
 from evalcore.suite import Suite
 
@@ -155,7 +157,7 @@ def process_thread(
         except ReplyError as exc:
             answer = str(exc)
             _log_unknown(engine, user, text, answer)
-        _answer(client, channel, thread_ts, user, answer)
+        answer_in_thread(client, channel, thread_ts, user, answer)
         results.append(ReplyResult(ts, user, text, answer, outcome))
     return results
 
@@ -173,10 +175,16 @@ def _log_unknown(engine: Engine, user: str, text: str, answer: str) -> None:
         session.commit()
 
 
-def _answer(client: WebClient, channel: str, thread_ts: str, user: str, answer: str) -> None:
+def answer_in_thread(
+    client: WebClient, channel: str, thread_ts: str | None, user: str, answer: str
+) -> None:
+    """Post `answer` to `user` in the thread. The answer may quote a reply, a ref or an
+    action someone sent, so all of it is escaped: only the mention we add is markup."""
+    text = f"{mention(user)} {slack_escape(answer)}"
     try:
-        client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=f"<@{user}> {answer}")
+        client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text)
     except SlackApiError as exc:
+        # The decision (or refusal) is recorded and audited; only the courtesy reply failed.
         logger.warning("could not answer in thread %s: %s", thread_ts, exc)
 
 

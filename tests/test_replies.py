@@ -13,6 +13,7 @@ from sqlmodel import Session, select
 from evalcore.replies import ReplyError, parse_reply, process_thread
 from evalcore.slack.client import slack_client
 from evalcore.slack.fake import FakeSlackServer
+from evalcore.slack.text import slack_escape
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import DecisionRow
 from evalcore.suite import load_suite
@@ -96,7 +97,8 @@ def test_thread_replies_become_decisions_once_and_are_answered(
         for m in slack.messages(CHANNEL)
         if m["thread_ts"] == parent and m["author"] == "bot"
     ]
-    assert in_thread == [f"<@{r.user}> {r.answer}" for r in results]
+    # Posted escaped: the help's `<case-id>` would otherwise be a link in Slack.
+    assert in_thread == [f"<@{r.user}> {slack_escape(r.answer)}" for r in results]
 
     # Read again: nothing new is handled, nothing answered twice.
     assert process_thread(engine, suite, client, channel=CHANNEL, thread_ts=parent) == []

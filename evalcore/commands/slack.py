@@ -12,6 +12,11 @@ from evalcore.suite import Suite
 
 slack_app = typer.Typer(help="Slack: the interactivity receiver.", no_args_is_help=True)
 
+# On SIGTERM uvicorn waits for requests and background recording, which a busy database
+# can hold for a minute; after this long it cancels them and exits. A click cut off
+# before it was recorded gets no answer in the thread, so its owner can click again.
+SHUTDOWN_GRACE_S = 2
+
 
 @slack_app.command("serve")
 def serve(
@@ -60,7 +65,9 @@ def serve(
         if intake_token
         else None,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.run(
+        app, host=host, port=port, log_level="info", timeout_graceful_shutdown=SHUTDOWN_GRACE_S
+    )
 
 
 def _serve_socket_mode(loaded: Suite) -> None:

@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from evalcore.digest.gather import Digest, DigestItem, format_effect, format_value
 from evalcore.rendering import render
+from evalcore.slack.text import slack_escape
 
 __all__ = [
     "ACTIONS_MAX_ELEMENTS",
@@ -100,11 +101,6 @@ _ITEM_ID = re.compile(r"item-(\d+)\.text")
 
 
 # --------------------------------------------------------------------------- text helpers
-
-
-def slack_escape(text: object) -> str:
-    """Text safe inside Slack mrkdwn: `&`, `<` and `>` as entities."""
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def oneline(text: object, limit: int | None = None) -> str:
