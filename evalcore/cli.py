@@ -61,9 +61,12 @@ _load = common.load
 def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
     """Check the case files, scorecard and owners; exit 3 naming file:line:field on any problem.
 
+    Regexes that may backtrack without end are warned about (file:line), without failing.
+
     Example: [bold]evalcore validate --suite evals[/]
     """
-    from evalcore.console import console
+    from evalcore.console import console, err_console
+    from evalcore.suite.warnings import suite_warnings
 
     try:
         loaded = load_suite(suite or get_settings().suite)
@@ -75,9 +78,22 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
 
         print_suite_error(exc)
         raise typer.Exit(int(ExitCode.USAGE)) from None
+    warnings = [str(warning) for warning in suite_warnings(loaded)]
     if as_json:
-        print(json.dumps({"ok": True, "cases": len(loaded.cases), "dataset": loaded.version.hash}))
+        print(
+            json.dumps(
+                {
+                    "ok": True,
+                    "cases": len(loaded.cases),
+                    "dataset": loaded.version.hash,
+                    "warnings": warnings,
+                }
+            )
+        )
         return
+    for warning in warnings:
+        # One line each, never wrapped or read as markup: patterns are full of brackets.
+        err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     console.print(
         f"[green]ok[/]: {len(loaded.cases)} cases, scorecard and owners valid  ·  "
         f"dataset {loaded.version.short}"

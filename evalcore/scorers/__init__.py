@@ -6,7 +6,8 @@ Each key of a case's `expect` names one scorer, registered in `SCORERS` under th
 - `exact`: the trimmed reply equals the expected text, case-sensitive;
 - `contains` / `not_contains`: phrases present / absent after normalisation (case, Unicode
   compatibility forms, typographic quotes and dashes, whitespace runs);
-- `regex`: every pattern is found with `re.search`, exactly as written;
+- `regex`: every pattern is found with `re.search` semantics, exactly as written, within a
+  time limit (`ScoringError` when a pattern backtracks past it: an error, not a failure);
 - `json_schema`: the reply text is JSON valid against the schema;
 - `tool_call`: the named tool was called with JSON arguments valid against the schema;
 - `judge`: an LLM grades the reply against a rubric (async; raises `JudgeError` when the
@@ -28,6 +29,7 @@ from evalcore.scorers.base import (
     Score,
     ScoreContext,
     ScorerFn,
+    ScoringError,
     scorer,
 )
 
@@ -39,6 +41,7 @@ __all__ = [
     "Score",
     "ScoreContext",
     "ScorerFn",
+    "ScoringError",
     "classify",
     "normalize",
     "passed",

@@ -11,39 +11,65 @@ The order of the checks matters and is the one users expect:
 
 Refusal patterns and the marker are matched against the normalised text (see `_text`),
 case-insensitively: models write "I can\u2019t" with a curly apostrophe far more often than
-pattern authors expect, and the default patterns spell it "can't".
+pattern authors expect, and the default patterns spell it "can't". Like the `regex`
+expectation, each search is bounded (see `_pattern`): a refusal pattern that backtracks
+without end makes the case a `ScoringError` naming that pattern.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 
+from regex import Match, Pattern
+
+from evalcore.scorers._pattern import bounded, search
 from evalcore.scorers._text import normalized_phrase, normalized_reply, preview
-from evalcore.scorers.base import Score, ScoreContext, scorer
+from evalcore.scorers.base import Score, ScoreContext, ScoringError, scorer
 from evalcore.suite.models import Case, Outcome
 from evalcore.suite.scorecard import Signals
 from evalcore.targets.base import Reply
 
-# The refusal patterns of the signals seen last, compiled into one alternation.
-_refusal_cache: tuple[object, tuple[re.Pattern[str], ...]] = (None, ())
+_REFUSAL = "refusal pattern"
 
 
-def _refusal_patterns(patterns: list[str]) -> tuple[re.Pattern[str], ...]:
+class _Refusals:
+    """The refusal patterns of one `Signals`: one alternation (one scan of the reply) when
+    they can share one, and each on its own to name the one at fault when it runs too long."""
+
+    __slots__ = ("combined", "each", "source")
+
+    def __init__(self, patterns: list[str]) -> None:
+        self.source = patterns
+        self.each = tuple(bounded(p, re.IGNORECASE) for p in patterns)
+        self.combined: Pattern[str] | None = None
+        # A pattern with its own global flags cannot sit inside an alternation.
+        if len(patterns) > 1:
+            with contextlib.suppress(re.error):
+                self.combined = bounded("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+    def first_match(self, text: str) -> Match[str] | None:
+        if self.combined is not None:
+            try:
+                return search(self.combined, text, _REFUSAL)
+            except ScoringError:
+                pass  # one by one below, so the error names the pattern at fault
+        for pattern in self.each:
+            match = search(pattern, text, _REFUSAL)
+            if match is not None:
+                return match
+        return None
+
+
+# The refusal patterns of the signals seen last.
+_refusal_cache = _Refusals([])
+
+
+def _refusals(patterns: list[str]) -> _Refusals:
     global _refusal_cache
-    cached = _refusal_cache
-    if cached[0] is patterns:
-        return cached[1]
-    compiled: tuple[re.Pattern[str], ...]
-    if not patterns:
-        compiled = ()
-    else:
-        try:
-            compiled = (re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE),)
-        except re.error:
-            # A pattern with its own global flags cannot sit inside an alternation.
-            compiled = tuple(re.compile(p, re.IGNORECASE) for p in patterns)
-    _refusal_cache = (patterns, compiled)
-    return compiled
+    if _refusal_cache.source is not patterns:
+        _refusal_cache = _Refusals(patterns)
+    return _refusal_cache
 
 
 def explain(reply: Reply, signals: Signals) -> tuple[Outcome, str]:
@@ -62,10 +88,9 @@ def explain(reply: Reply, signals: Signals) -> tuple[Outcome, str]:
     if calls:
         names = ", ".join(dict.fromkeys(call.name for call in calls))
         return Outcome.tool_call, f"called {names}"
-    for pattern in _refusal_patterns(signals.refusal.patterns):
-        match = pattern.search(text)
-        if match is not None:
-            return Outcome.refuse, f"matched {match.group(0)!r}"
+    match = _refusals(signals.refusal.patterns).first_match(text)
+    if match is not None:
+        return Outcome.refuse, f"matched {match.group(0)!r}"
     return Outcome.answer, ""
 
 

@@ -83,20 +83,25 @@ def parse_json(text: str) -> Any:
         raise InvalidJSON("nested too deeply") from None
 
 
-_FENCE = re.compile(r"\A```[\w.+-]*[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\Z", re.DOTALL)
+# The opening line of a Markdown code fence. The closing one is found by slicing: a single
+# pattern for the whole fence backtracks over every blank at the end of the body, which
+# takes minutes on a reply that ends in a long run of spaces.
+_FENCE_OPENING = re.compile(r"```[\w.+-]*[ \t]*\r?\n")
 
 
 def strip_fence(text: str) -> str:
     """The text inside a Markdown code fence that wraps the whole (trimmed) text, else it all.
 
     Chat models wrap JSON in ```json … ``` even when told not to; only a fence around the
-    entire reply is removed, so prose before or after the JSON still fails.
+    entire reply is removed, so prose before or after the JSON still fails. The blanks and
+    the line break before the closing fence go with it.
     """
     stripped = text.strip()
-    if stripped.startswith("```"):
-        match = _FENCE.match(stripped)
-        if match is not None:
-            return match.group(1)
+    if stripped.startswith("```") and stripped.endswith("```"):
+        opening = _FENCE_OPENING.match(stripped)
+        if opening is not None and opening.end() <= len(stripped) - 3:
+            body = stripped[opening.end() : -3].rstrip(" \t")
+            return body.removesuffix("\n").removesuffix("\r")
     return stripped
 
 

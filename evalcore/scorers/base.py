@@ -61,6 +61,16 @@ class RetryableJudgeError(JudgeError):
     retryable = True
 
 
+class ScoringError(TargetError):
+    """A scorer could not reach a verdict in time (a regex that backtracks without end).
+
+    Recorded like a judge failure: the case is an error naming the cause, never a quality
+    failure, and the run goes on.
+    """
+
+    error_class = "scoring"
+
+
 ScorerFn = Callable[[Case, Reply, ScoreContext], "Score | Awaitable[Score]"]
 
 SCORERS: dict[str, ScorerFn] = {}

@@ -6,9 +6,10 @@ the run engine reads the target, prices, signals and run settings.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -76,6 +77,18 @@ class RefusalSignal(_Strict):
             r"\bI can(?:no|')t (?:provide|assist|do that)\b",
         ]
     )
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(cls, value: list[str]) -> list[str]:
+        # Checked here, not at the first reply: a bad pattern would otherwise fail every
+        # case of a run at scoring time.
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+        return value
 
 
 class NeedsHumanSignal(_Strict):

@@ -1,0 +1,169 @@
+"""Patterns that load fine but may stall scoring: what `evalcore validate` warns about.
+
+A regex whose repeated part holds a repeat of its own, such as `(a+)+$` or `(\\w+\\s?)*$`,
+can try exponentially many ways to split a reply that almost matches. Scoring gives up on
+such a search after a time limit and records the case as an error; the warning asks for
+the fix before a run does. Patterns are read by the standard library's own parser, so the
+check sees exactly what `re` sees (verbose mode, escapes, sets). It looks for nested
+quantifiers only; the time limit covers the rest, such as overlapping alternatives.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from evalcore.suite.errors import SuiteError, SuiteIssue
+from evalcore.suite.loader import Suite
+from evalcore.suite.yaml_lines import YamlDocument, parse_yaml
+
+# `re`'s parser is private, but it is the one reading of a pattern that agrees with `re`.
+_parser: Any = importlib.import_module("re._parser")
+_BACKTRACKING_REPEATS = (_parser.MAX_REPEAT, _parser.MIN_REPEAT)
+
+_ADVICE = (
+    "repeats a part that itself repeats: where both can match the same text, a reply that "
+    "almost matches makes it backtrack without end (scoring then gives up and records an "
+    "error); make a quantifier possessive (`a++`), wrap the inner part in an atomic group "
+    "`(?>...)`, or write it so the text can match one way only"
+)
+
+
+@functools.lru_cache(maxsize=4_096)
+def nests_quantifiers(pattern: str) -> bool:
+    """Whether a repeated part of `pattern` holds a quantifier that can give text back."""
+    try:
+        parsed = _parser.parse(pattern)
+    except re.error:
+        return False  # the loader reports a pattern that does not compile
+    return _nested(parsed, repeated=False)
+
+
+def _repeats(low: int, high: int) -> bool:
+    """`+`, `*` or `{2,5}`: more than one repetition, and a choice of how many."""
+    return high > 1 and high > low
+
+
+def _nested(items: Iterable[tuple[Any, Any]], *, repeated: bool) -> bool:
+    """Whether `items` (parsed `re` opcodes) hold a backtracking repeat inside a repeat.
+
+    `repeated`: `items` sit inside a backtracking repeat of more than one item. A possessive
+    repeat, an atomic group or a lookaround gives nothing back once done, so it starts afresh.
+    """
+    for op, arg in items:
+        if op in _BACKTRACKING_REPEATS:
+            low, high, body = arg
+            if repeated and _repeats(low, high):
+                return True
+            found = _nested(body, repeated=repeated or high > 1)
+        elif op == _parser.POSSESSIVE_REPEAT:
+            found = _nested(arg[2], repeated=False)
+        elif op == _parser.ATOMIC_GROUP:
+            found = _nested(arg, repeated=False)
+        elif op in (_parser.ASSERT, _parser.ASSERT_NOT):
+            found = _nested(arg[1], repeated=False)
+        elif op == _parser.SUBPATTERN:
+            found = _nested(arg[3], repeated=repeated)
+        elif op == _parser.BRANCH:
+            found = any(_nested(branch, repeated=repeated) for branch in arg[1])
+        elif op == _parser.GROUPREF_EXISTS:
+            found = any(_nested(branch, repeated=repeated) for branch in arg[1:] if branch)
+        else:
+            found = False
+        if found:
+            return True
+    return False
+
+
+def _warning(file: Path, line: int | None, field: str, pattern: str) -> SuiteIssue:
+    return SuiteIssue(file, line, field, f"regex {pattern!r} {_ADVICE}")
+
+
+def suite_warnings(suite: Suite) -> list[SuiteIssue]:
+    """Every risky pattern of the cases and of the scorecard's refusal signal, in file order.
+
+    Lines are looked up in the files only for the patterns flagged, and left out when a
+    file changed since the suite was loaded.
+    """
+    flagged: dict[Path, list[tuple[str, int, str]]] = {}
+    for case in suite.cases:
+        for index, pattern in enumerate(case.expect.regex):
+            if nests_quantifiers(pattern):
+                flagged.setdefault(suite.case_files[case.id], []).append((case.id, index, pattern))
+    warnings = []
+    for file, found in flagged.items():
+        lines = _case_pattern_lines(file, found)
+        for case_id, index, pattern in found:
+            line = lines.get((case_id, index))
+            warnings.append(_warning(file, line, "expect.regex", pattern))
+    refusal = [
+        (index, pattern)
+        for index, pattern in enumerate(suite.scorecard.signals.refusal.patterns)
+        if nests_quantifiers(pattern)
+    ]
+    if refusal:
+        scorecard_file = suite.root / "scorecard.yaml"
+        scorecard = _yaml(scorecard_file)
+        for index, pattern in refusal:
+            path = ("signals", "refusal", "patterns", index)
+            line = None if scorecard is None else scorecard.lines.line_of(path)
+            warnings.append(_warning(scorecard_file, line, "signals.refusal.patterns", pattern))
+    warnings.sort(key=SuiteIssue.sort_key)
+    return warnings
+
+
+def _yaml(file: Path) -> YamlDocument | None:
+    try:
+        return parse_yaml(file.read_text(encoding="utf-8-sig"), file)
+    except (OSError, UnicodeDecodeError, SuiteError):
+        return None
+
+
+def _case_pattern_lines(
+    file: Path, found: list[tuple[str, int, str]]
+) -> dict[tuple[str, int], int]:
+    """The line of each (case id, pattern index) in `file`: a JSONL case has one line."""
+    case_ids = {case_id for case_id, _, _ in found}
+    if file.suffix == ".jsonl":
+        by_id = _jsonl_lines(file, case_ids)
+        return {(c, i): by_id[c] for c, i, _ in found if c in by_id}
+    doc = _yaml(file)
+    entries = doc.data if doc is not None and isinstance(doc.data, list) else []
+    positions = {
+        entry["id"]: position
+        for position, entry in enumerate(entries)
+        if isinstance(entry, dict) and entry.get("id") in case_ids
+    }
+    lines: dict[tuple[str, int], int] = {}
+    for case_id, index, _ in found:
+        position = positions.get(case_id)
+        if doc is None or position is None:
+            continue
+        line = doc.lines.line_of((position, "expect", "regex", index))
+        if line is not None:
+            lines[(case_id, index)] = line
+    return lines
+
+
+def _jsonl_lines(file: Path, case_ids: set[str]) -> dict[str, int]:
+    """The line of each of `case_ids` in a JSONL file (one case per line)."""
+    found: dict[str, int] = {}
+    try:
+        with file.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    entry = orjson.loads(raw.removeprefix(b"\xef\xbb\xbf"))
+                except orjson.JSONDecodeError:
+                    continue
+                case_id = entry.get("id") if isinstance(entry, dict) else None
+                if case_id in case_ids and case_id not in found:
+                    found[case_id] = number
+    except OSError:
+        pass
+    return found
