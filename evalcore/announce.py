@@ -15,6 +15,7 @@ from uuid import UUID
 
 from evalcore.exitcodes import ExitCode
 from evalcore.gate import RELEASE_EVENT, slug
+from evalcore.targets.http import display_url
 
 GATE_FLOW = "release-gate"
 GATE_DEPLOYMENT = "release-gate"
@@ -44,7 +45,10 @@ class GateRunOutcome:
 def release_event_payload(
     release: str, *, target_url: str | None, model: str | None
 ) -> dict[str, str | None]:
-    return {"release": release, "target_url": target_url, "model": model}
+    """Prefect stores the payload (and the gate's parameters made from it): the URL goes
+    masked, and the serving process completes it from its own EVALCORE_TARGET_URL."""
+    shown = display_url(target_url) if target_url is not None else None
+    return {"release": release, "target_url": shown, "model": model}
 
 
 def _api_url() -> str:

@@ -144,9 +144,18 @@ def run(
         str | None,
         typer.Option("--resume", help="Continue a crashed run: only pairs with no result run."),
     ] = None,
-    target_url: Annotated[str | None, typer.Option(help="Override the target's URL.")] = None,
+    target_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Override the target's URL. With --resume: the run's URL again, in full "
+            "when it had credentials (they are stored masked)."
+        ),
+    ] = None,
     model: Annotated[str | None, typer.Option(help="Override the target's model.")] = None,
-    judge_url: Annotated[str | None, typer.Option(help="Override the LLM judge's URL.")] = None,
+    judge_url: Annotated[
+        str | None,
+        typer.Option(help="Override the LLM judge's URL; with --resume, as --target-url."),
+    ] = None,
     concurrency: Annotated[int | None, typer.Option(min=1, help="Calls in flight.")] = None,
     rps: Annotated[
         float | None, typer.Option(min=0.001, help="Requests per second, at most.")
@@ -172,26 +181,28 @@ def run(
         prepare_run,
         run_for_resume,
     )
-    from evalcore.store.engine import get_engine
     from evalcore.store.repository import get_run
     from evalcore.summary import summarize_run
     from evalcore.targets import ConfigError
 
-    engine = get_engine()
+    engine = common.open_store()
     try:
         if resume:
-            overrides = (sets, target_url, model, judge_url, concurrency, rps, timeout, retries)
+            overrides = (sets, model, concurrency, rps, timeout, retries)
             if any(o is not None for o in overrides) or release is not None:
                 _fail(
                     "--resume continues a run with the settings it started with; "
-                    "drop --set, --release and the overrides"
+                    "drop --set, --release and the overrides (--target-url and --judge-url "
+                    "only give back a URL whose credentials were masked)"
                 )
             started = get_run(engine, resume)
             if started is None:
                 _fail(f"no run with id {resume!r} (see the id printed by `evalcore run`)")
             # By default the run continues over the suite it started from.
             loaded = _load(suite or Path(started.suite_path))
-            run_row = run_for_resume(engine, loaded, started.id)
+            run_row = run_for_resume(
+                engine, loaded, started.id, target_url=target_url, judge_url=judge_url
+            )
             if run_row.status == "finished":
                 from evalcore.console import err_console
 
@@ -238,9 +249,8 @@ def runs_list(
     """
     from evalcore.console import console, runs_table
     from evalcore.history import run_overviews
-    from evalcore.store.engine import get_engine
 
-    overviews = run_overviews(get_engine(), limit=limit, release=release)
+    overviews = run_overviews(common.open_store(), limit=limit, release=release)
     if as_json:
         print(json.dumps([o.as_json() for o in overviews], indent=2))
         return
@@ -264,11 +274,10 @@ def runs_show(
     """
     from evalcore.console import print_summary, verdict_table
     from evalcore.history import run_verdict
-    from evalcore.store.engine import get_engine
     from evalcore.store.repository import get_run
     from evalcore.summary import summarize_run
 
-    engine = get_engine()
+    engine = common.open_store()
     run_row = get_run(engine, run_id)
     if run_row is None:
         _fail(f"no run with id {run_id!r} (see `evalcore runs list`)")
@@ -368,22 +377,25 @@ def gate(
     from evalcore.console import console, err_console, print_summary, verdict_table
     from evalcore.gate import GateResult
     from evalcore.history import run_verdict
-    from evalcore.store.engine import get_engine
+    from evalcore.runner import keep_full_url
     from evalcore.store.repository import get_run
     from evalcore.summary import summarize_run
 
     loaded = _load(suite)
     _check_target(loaded, target_url=target_url, model=model)
+    engine = common.open_store()
     _prefect_defaults()
     from flows.release_gate import release_gate
 
+    # Prefect stores flow parameters: it gets the masked URLs, the flow the full ones.
+    shown_target_url, shown_judge_url = keep_full_url(target_url), keep_full_url(judge_url)
     outcome = _run_flow(
         "gate",
         lambda: release_gate(
             release=release,
-            target_url=target_url,
+            target_url=shown_target_url,
             model=model,
-            judge_url=judge_url,
+            judge_url=shown_judge_url,
             suite=str(loaded.root),
             trigger="gate",
             report_path=str(report) if report else None,
@@ -395,7 +407,6 @@ def gate(
     if as_json:
         print(outcome.model_dump_json(indent=2))
         raise typer.Exit(outcome.exit_code)
-    engine = get_engine()
     run_row = get_run(engine, outcome.run_id)
     assert run_row is not None
     if outcome.resumed:
@@ -472,6 +483,7 @@ def up(
 
     settings = get_settings()
     loaded = _load(suite)  # a broken suite stops here, not inside a triggered run
+    common.open_store()  # so does a database the served flows could not open
     project = Path(__file__).resolve().parents[1]
     try:
         stack = start_stack(
@@ -539,11 +551,11 @@ def baseline_accept(
     """
     from evalcore.baseline import BaselineError, accept_baseline
     from evalcore.console import console
-    from evalcore.store.engine import get_engine
 
     loaded = _load(suite)
+    engine = common.open_store()
     try:
-        rows = accept_baseline(get_engine(), loaded.owners, run_id=run_id, by=by, reason=reason)
+        rows = accept_baseline(engine, loaded.owners, run_id=run_id, by=by, reason=reason)
     except BaselineError as exc:
         _fail(str(exc))
     for row in rows:
@@ -562,9 +574,8 @@ def baseline_list(
     """Every baseline ever accepted, with who, when and why; current ones first per set."""
     from evalcore.baseline import list_baselines
     from evalcore.console import baselines_table, console
-    from evalcore.store.engine import get_engine
 
-    rows = list_baselines(get_engine(), route=route)
+    rows = list_baselines(common.open_store(), route=route)
     if as_json:
         print(json.dumps([r.model_dump(mode="json") for r in rows], indent=2))
         return
@@ -595,6 +606,7 @@ def monitor(
     from evalcore.console import console, err_console, findings_table
     from evalcore.drift import Severity
     from evalcore.monitor import MonitorResult
+    from evalcore.runner import keep_full_url
 
     threshold = None
     if fail_on_drift is not None:
@@ -604,15 +616,18 @@ def monitor(
             _fail(f"--fail-on-drift: {exc}")
     loaded = _load(suite)
     _check_target(loaded, target_url=target_url, model=model)
+    common.open_store()
     _prefect_defaults()
     from flows.nightly_monitor import nightly_monitor
 
+    # As for the gate: Prefect gets the masked URLs, the flow the full ones.
+    shown_target_url, shown_judge_url = keep_full_url(target_url), keep_full_url(judge_url)
     result = _run_flow(
         "monitor",
         lambda: nightly_monitor(
-            target_url=target_url,
+            target_url=shown_target_url,
             model=model,
-            judge_url=judge_url,
+            judge_url=shown_judge_url,
             suite=str(loaded.root),
             trigger="monitor",
             return_state=True,
@@ -653,15 +668,15 @@ def trends(
     """
     from evalcore.console import console
     from evalcore.report.trends import trend_json, trends_table, write_trends_html
-    from evalcore.store.engine import get_engine
     from evalcore.trends import nightly_trend
 
     loaded = _load(suite)
+    engine = common.open_store()
     scorecard = loaded.scorecard
     route = route or scorecard.route
     try:
         points = nightly_trend(
-            get_engine(),
+            engine,
             route=route,
             days=days,
             set_name=set_name,
@@ -703,10 +718,9 @@ def handover(
 
     from evalcore.console import console
     from evalcore.handover import gather_handover, handover_markdown
-    from evalcore.store.engine import get_engine
 
     loaded = _load(suite)
-    text = handover_markdown(gather_handover(get_engine(), loaded))
+    text = handover_markdown(gather_handover(common.open_store(), loaded))
     path = out or get_settings().home / "handover.md"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")

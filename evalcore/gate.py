@@ -25,6 +25,7 @@ from evalcore.store.tables import RunRow
 from evalcore.suite import EvalSet, Suite
 from evalcore.suite.scorecard import Scorecard
 from evalcore.summary import RunSummary, summarize_run
+from evalcore.targets.http import display_url
 from evalcore.verdict import RunVerdict, Verdict, case_passed, judge, load_case_results
 
 GATE_SETS: tuple[EvalSet, ...] = (EvalSet.blocking,)
@@ -39,7 +40,10 @@ _EXIT_CODES = {
 
 @dataclass(frozen=True)
 class GateRequest:
-    """One gate run as asked by the CLI, a trigger or a manual deployment run."""
+    """One gate run as asked by the CLI, a trigger or a manual deployment run.
+
+    URLs are full, or masked by `keep_full_url` in this process (what a flow passes on).
+    """
 
     release: str
     target_url: str | None = None
@@ -96,7 +100,14 @@ def open_gate_run(engine: Engine, suite: Suite, request: GateRequest) -> tuple[R
         scorecard_version=suite.scorecard_version,
     )
     if unfinished is not None and _same_target(unfinished, request):
-        return run_for_resume(engine, suite, unfinished.id), True
+        resumed = run_for_resume(
+            engine,
+            suite,
+            unfinished.id,
+            target_url=request.target_url,
+            judge_url=request.judge_url,
+        )
+        return resumed, True
     run = prepare_run(
         engine,
         suite,
@@ -113,12 +124,17 @@ def open_gate_run(engine: Engine, suite: Suite, request: GateRequest) -> tuple[R
 
 
 def _same_target(run: RunRow, request: GateRequest) -> bool:
+    """Compared as stored: masked, so a run started with other credentials still matches."""
     settings = run.settings
     return (
-        settings.get("target_url") == request.target_url
+        _shown(settings.get("target_url")) == _shown(request.target_url)
         and settings.get("model") == request.model
-        and settings.get("judge_url") == request.judge_url
+        and _shown(settings.get("judge_url")) == _shown(request.judge_url)
     )
+
+
+def _shown(url: str | None) -> str | None:
+    return display_url(url) if url is not None else None
 
 
 def gate_result(

@@ -20,6 +20,7 @@ from evalcore.monitor import (
     monitor_markdown,
     open_monitor_run,
 )
+from evalcore.runner import flow_url
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.suite import Suite
@@ -66,12 +67,15 @@ async def nightly_monitor(
     suite: str | None = None,
     trigger: str = "nightly",
 ) -> MonitorResult:
-    """Run the monitoring set and compare it with the baseline; drift never fails the flow."""
+    """Run the monitoring set and compare it with the baseline; drift never fails the flow.
+
+    URL parameters come masked, as for the release gate (see `release_gate`).
+    """
     settings = get_settings()
     request = MonitorRequest(
-        target_url=target_url or settings.target_url,
+        target_url=flow_url(target_url, settings.target_url, variable="EVALCORE_TARGET_URL"),
         model=model,
-        judge_url=judge_url or settings.judge_url,
+        judge_url=flow_url(judge_url, settings.judge_url, variable="EVALCORE_JUDGE_URL"),
         trigger=trigger,
     )
     loaded = load_step(str(suite or settings.suite))

@@ -27,6 +27,7 @@ from evalcore.gate import (
     gate_result,
     open_gate_run,
 )
+from evalcore.runner import flow_url
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import attach_event_run, claim_event
@@ -104,8 +105,10 @@ async def release_gate(
     """Gate `release` on the blocking set; Failed unless the verdict is pass.
 
     `target_url`/`judge_url` default to EVALCORE_TARGET_URL/EVALCORE_JUDGE_URL, then to
-    the scorecard. `event_id` (set by the `release.created` trigger) is claimed once, so
-    a second automation firing for the same event starts nothing.
+    the scorecard. Prefect stores parameters, so they come masked (`evalcore gate` keeps
+    the full URL in its process; a served deployment finds it in those variables) and
+    only the masked form is passed on. `event_id` (set by the `release.created` trigger)
+    is claimed once, so a second automation firing for the same event starts nothing.
     """
     logger = get_run_logger()
     settings = get_settings()
@@ -122,9 +125,9 @@ async def release_gate(
             return Completed(message=message)
     request = GateRequest(
         release=release,
-        target_url=target_url or settings.target_url,
+        target_url=flow_url(target_url, settings.target_url, variable="EVALCORE_TARGET_URL"),
         model=model,
-        judge_url=judge_url or settings.judge_url,
+        judge_url=flow_url(judge_url, settings.judge_url, variable="EVALCORE_JUDGE_URL"),
         trigger=trigger,
     )
     loaded = load_step(str(suite or settings.suite))

@@ -279,7 +279,7 @@ def test_missing_or_empty_key_variable_is_config_error(monkeypatch: pytest.Monke
 def test_display_url_hides_credentials() -> None:
     assert (
         display_url("https://user:pw@api.test/v1?key=abc&v=2")
-        == "https://api.test/v1?key=***&v=***"
+        == "https://***@api.test/v1?key=***&v=2"
     )
 
 

@@ -1,16 +1,19 @@
 """What every command shares: the `--suite`/`--json` options, failing with an exit code,
-and loading the suite with file:line errors."""
+loading the suite with file:line errors, and opening the store with a one-line error."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
 from evalcore.exitcodes import ExitCode
 from evalcore.settings import get_settings
 from evalcore.suite import Suite, SuiteError, load_suite
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 SuiteOption = Annotated[
     Path | None,
@@ -52,3 +55,16 @@ def load(path: Path | None) -> Suite:
     except SuiteError as exc:
         print_suite_error(exc)
         raise typer.Exit(int(ExitCode.USAGE)) from None
+
+
+def open_store() -> Engine:
+    """The configured store, opened before a command starts anything (Prefect, servers,
+    target calls); one it cannot open exits 3 naming the database and what to check."""
+    from rich.markup import escape
+
+    from evalcore.store.engine import StoreUnavailable, get_engine
+
+    try:
+        return get_engine()
+    except StoreUnavailable as exc:
+        fail(escape(str(exc)))  # a path or database name is not markup

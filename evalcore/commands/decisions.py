@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from evalcore.commands.common import JsonOption, SuiteOption, fail, load
+from evalcore.commands.common import JsonOption, SuiteOption, fail, load, open_store
 from evalcore.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -52,10 +52,9 @@ def apply_decisions(
     """
     from evalcore.apply import ApplyConflict, ApplyError, apply_plan, plan_apply
     from evalcore.console import console
-    from evalcore.store.engine import get_engine
 
     loaded = load(suite)
-    engine = get_engine()
+    engine = open_store()
     plan = plan_apply(engine, loaded, skip=skip or ())
     if not plan.decisions:
         if as_json:
@@ -121,11 +120,10 @@ def record_cmd(
     """
     from evalcore.console import console
     from evalcore.decisions import DecisionRequest, Outcome, record_decision
-    from evalcore.store.engine import get_engine
 
     loaded = load(suite)
     outcome = record_decision(
-        get_engine(),
+        open_store(),
         loaded,
         DecisionRequest(ref, action, owner_id=by, value=value, source="cli", reason=reason),
     )
@@ -147,9 +145,8 @@ def list_cmd(
     """
     from evalcore.apply import list_decisions
     from evalcore.console import console
-    from evalcore.store.engine import get_engine
 
-    rows = list_decisions(get_engine(), pending=pending)
+    rows = list_decisions(open_store(), pending=pending)
     if as_json:
         print(json.dumps([row.model_dump(mode="json") for row in rows], indent=2))
         return

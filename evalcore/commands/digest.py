@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from evalcore.commands.common import JsonOption, SuiteOption, fail, load
+from evalcore.commands.common import JsonOption, SuiteOption, fail, load, open_store
 from evalcore.exitcodes import ExitCode
 from evalcore.settings import get_settings
 
@@ -59,7 +59,6 @@ def digest_command(
         render_slack,
         write_digest_files,
     )
-    from evalcore.store.engine import get_engine
 
     token = os.environ.get(TOKEN_ENV) or None
     posting = bool(token) if post is None else post
@@ -70,7 +69,7 @@ def digest_command(
     if posting and not target:
         fail(f"no channel to post to: set `channel:` in {loaded.root / 'owners.yaml'} or --channel")
 
-    engine = get_engine()
+    engine = open_store()
     digest = gather_week(engine, loaded, days=days)
     markdown = render_markdown(digest)
     messages = render_slack(digest)

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from evalcore.commands.common import JsonOption, SuiteOption, fail, load
+from evalcore.commands.common import JsonOption, SuiteOption, fail, load, open_store
 from evalcore.exitcodes import ExitCode
 
 if TYPE_CHECKING:
@@ -61,13 +61,12 @@ def intake_command(
       [bold]cat failure.json | evalcore intake - --json[/]
     """
     from evalcore.intake import IntakeError, parse_payload, take_in
-    from evalcore.store.engine import get_engine
 
     try:
         failure = parse_payload(_read_source(source))
         loaded = load(suite)
         result = take_in(
-            get_engine(), loaded, failure, source="cli", provenance=_cli_provenance(source)
+            open_store(), loaded, failure, source="cli", provenance=_cli_provenance(source)
         )
     except IntakeError as exc:
         _refuse(exc, as_json)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from evalcore.commands.common import SuiteOption, fail, load
+from evalcore.commands.common import SuiteOption, fail, load, open_store
 from evalcore.suite import Suite
 
 slack_app = typer.Typer(help="Slack: the interactivity receiver.", no_args_is_help=True)
@@ -48,6 +48,7 @@ def serve(
     from evalcore.slack.receiver import create_receiver
     from evalcore.store.engine import get_engine
 
+    open_store()  # before a server answers requests it could not store
     if socket_mode:
         _serve_socket_mode(load(suite))
         return

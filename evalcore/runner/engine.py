@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from evalcore.scorers.base import ScoreContext
 from evalcore.suite.models import Case
 from evalcore.suite.scorecard import Price
 from evalcore.targets.base import Reply, Target, TargetError, TargetTimeout
+from evalcore.targets.http import redact_text
 
 ERROR_MESSAGE_LIMIT = 500
 
@@ -86,8 +87,10 @@ class CaseExecutor:
         price: Price | None,
         options: EngineOptions,
         counters: Counters,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.run_id = run_id
+        self.secrets = tuple(secrets)
         self.target = target
         self.ctx = score_context
         self.price = price
@@ -139,6 +142,8 @@ class CaseExecutor:
             await asyncio.sleep(delay)
 
     async def score(self, case: Case, reply: Reply) -> tuple[Any, TargetError | None]:
+        """The scores, or the error that left the case without a verdict (a failed judge,
+        a regex out of time): that case is recorded as an error, the run goes on."""
         attempt = 0
         while True:
             attempt += 1
@@ -183,7 +188,7 @@ class CaseExecutor:
         }
         counters = self.counters
         if isinstance(outcome, TargetError):
-            _as_error(row, outcome)
+            _as_error(row, outcome, self.secrets)
             counters.errors += 1
             counters.done += 1
             return row
@@ -193,9 +198,9 @@ class CaseExecutor:
         row["prompt_tokens"] = reply.usage.prompt_tokens
         row["completion_tokens"] = reply.usage.completion_tokens
         row["cost_usd"] = self.cost(reply)
-        scores, judge_error = await self.score(case, reply)
-        if judge_error is not None:
-            _as_error(row, judge_error)
+        scores, scoring_error = await self.score(case, reply)
+        if scoring_error is not None:
+            _as_error(row, scoring_error, self.secrets)
             counters.errors += 1
         else:
             ok = all_passed(scores)
@@ -210,9 +215,10 @@ class CaseExecutor:
         return row
 
 
-def _as_error(row: dict[str, Any], error: TargetError) -> None:
+def _as_error(row: dict[str, Any], error: TargetError, secrets: Sequence[str]) -> None:
     row["error_class"] = error.error_class
-    row["error_message"] = str(error)[:ERROR_MESSAGE_LIMIT]
+    # Redacted before the cut: a cut first could keep the start of a key.
+    row["error_message"] = redact_text(str(error), secrets)[:ERROR_MESSAGE_LIMIT]
 
 
 async def execute(
@@ -225,8 +231,12 @@ async def execute(
     price: Price | None,
     options: EngineOptions,
     counters: Counters,
+    secrets: Sequence[str] = (),
 ) -> int:
-    """Run every item through the target, score it and persist it; returns rows written."""
+    """Run every item through the target, score it and persist it; returns rows written.
+
+    `secrets` (the target's and the judge's credentials) never reach a stored message.
+    """
     runner = CaseExecutor(
         run_id=run_id,
         target=target,
@@ -234,6 +244,7 @@ async def execute(
         price=price,
         options=options,
         counters=counters,
+        secrets=secrets,
     )
     async with ResultWriter(
         engine, batch_size=options.batch_size, flush_interval_s=options.flush_interval_s

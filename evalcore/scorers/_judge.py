@@ -9,7 +9,8 @@ answer that is not the verdict asked for) raises `JudgeError`, never a failing `
 a broken judge says nothing about the route under test, so the run engine records the
 case as an error. Timeouts, connection failures, 429 and 5xx raise `RetryableJudgeError`,
 with the server's Retry-After when it gave one. The API key is read from the environment
-at call time and never appears in an error message, even when the judge echoes it back.
+at call time and never appears in an error message, even when the judge echoes it back
+or cuts it; nor do the credentials of the judge's URL.
 """
 
 from __future__ import annotations
@@ -25,8 +26,16 @@ from evalcore.scorers._schema import strip_fence
 from evalcore.scorers._text import preview
 from evalcore.scorers.base import JudgeError, RetryableJudgeError, Score, ScoreContext, scorer
 from evalcore.suite.models import Case
+from evalcore.suite.scorecard import JudgeConfig
 from evalcore.targets.base import Reply
-from evalcore.targets.http import classify_http_error, parse_retry_after, redact_text
+from evalcore.targets.http import (
+    classify_http_error,
+    display_url,
+    endpoint_url,
+    parse_retry_after,
+    redact_text,
+    url_secrets,
+)
 
 JUDGE_SYSTEM_PREFIX = "You are an evaluation judge."
 
@@ -95,8 +104,13 @@ def parse_verdict(content: str) -> tuple[float, str]:
     return min(1.0, max(0.0, score)), reason_text or "(the judge gave no reason)"
 
 
-def _redact(text: str, secret: str | None) -> str:
-    return redact_text(text, [secret] if secret else [])
+def judge_secrets(config: JudgeConfig | None) -> tuple[str, ...]:
+    """The judge's key (when its variable is set) and its URL's credentials: what no
+    message about the judge may show."""
+    if config is None:
+        return ()
+    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+    return tuple(s for s in (key, *url_secrets(config.base_url)) if s)
 
 
 def _tokens(usage: Any, key: str) -> int:
@@ -127,7 +141,8 @@ async def judge(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
             raise JudgeError(f"judge API key variable {config.api_key_env} is not set")
         headers["Authorization"] = f"Bearer {key}"
 
-    url = config.base_url.rstrip("/") + "/chat/completions"
+    secrets = judge_secrets(config)
+    url = endpoint_url(config.base_url, "/chat/completions")
     body = {
         "model": config.model,
         "temperature": 0,
@@ -138,9 +153,9 @@ async def judge(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
     except httpx.TransportError as exc:
         # The same classification as a target's: aiohttp reports a refused connection
         # as a connect *timeout*, which would send people looking in the wrong place.
-        error = classify_http_error(exc, redact=[key] if key else [])
+        error = classify_http_error(exc, redact=secrets)
         kind = RetryableJudgeError if error.retryable else JudgeError
-        raise kind(f"judge at {url}: {error.error_class}: {error}") from exc
+        raise kind(f"judge at {display_url(url)}: {error.error_class}: {error}") from exc
 
     status = response.status_code
     if status == 429 or status >= 500:
@@ -148,7 +163,7 @@ async def judge(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
         wait = f", retry after {retry_after:g}s" if retry_after is not None else ""
         raise RetryableJudgeError(f"judge answered HTTP {status}{wait}", retry_after=retry_after)
     if status >= 400:
-        detail = _redact(response.text, key)
+        detail = redact_text(response.text, secrets)
         raise JudgeError(f"judge answered HTTP {status}: {preview(detail, 200)}")
 
     try:
@@ -156,7 +171,7 @@ async def judge(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
     except ValueError:
         raise JudgeError(
             f"judge answered HTTP {status} with a body that is not JSON: "
-            f"{preview(_redact(response.text, key))}"
+            f"{preview(redact_text(response.text, secrets))}"
         ) from None
     try:
         content = payload["choices"][0]["message"]["content"]
@@ -165,7 +180,7 @@ async def judge(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
     if not isinstance(content, str):
         raise JudgeError("judge response has no choices[0].message.content text")
 
-    score, reason = parse_verdict(_redact(content, key))
+    score, reason = parse_verdict(redact_text(content, secrets))
     usage = payload.get("usage")
     cost = 0.0
     price = ctx.judge_price

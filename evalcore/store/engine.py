@@ -2,11 +2,13 @@
 
 The schema is brought to the newest Alembic revision the first time an engine is opened,
 so a fresh checkout, an old database and a second process started at the same moment
-all end up on the same schema without a separate migrate step.
+all end up on the same schema without a separate migrate step. A database that cannot be
+opened raises `StoreUnavailable`, one line naming it (password masked) and what to check.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from evalcore.settings import get_settings
 
@@ -25,6 +28,11 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
+_MASK = "***"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be opened; the message is one line a person can act on."""
 
 
 def database_url(url: str | None = None) -> str:
@@ -37,8 +45,7 @@ def get_engine(url: str | None = None) -> Engine:
     with _lock:
         engine = _engines.get(resolved)
         if engine is None:
-            engine = _create(resolved)
-            migrate(engine)
+            engine = _open(resolved)
             _engines[resolved] = engine
         return engine
 
@@ -50,20 +57,89 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def _create(url: str) -> Engine:
-    parsed = make_url(url)
+def _open(url: str) -> Engine:
+    """Create and migrate the engine; any reason it cannot be opened becomes `StoreUnavailable`,
+    so commands stop with one line before they start anything, not with a driver traceback."""
+    try:
+        parsed = make_url(url)
+        engine = _create(parsed)
+    except (ArgumentError, NoSuchModuleError):
+        # The URL itself may hold a password, so it is not repeated here.
+        raise StoreUnavailable(
+            "the database URL is not one evalcore can open; check EVALCORE_DATABASE_URL "
+            "(e.g. postgresql://user:password@host:5432/name or sqlite:///path/evalcore.db)"
+        ) from None
+    except OSError as exc:  # only the SQLite folder is touched before connecting
+        raise _unavailable(
+            make_url(url),
+            f"cannot create the folder {exc.filename} ({exc.strerror})",
+            "check the path in EVALCORE_DATABASE_URL or EVALCORE_HOME",
+        ) from None
+    try:
+        migrate(engine)
+    except DBAPIError as exc:
+        engine.dispose()
+        raise _unavailable(parsed, *_diagnose(parsed, exc.orig)) from None
+    return engine
+
+
+def _unavailable(url: URL, problem: str, check: str) -> StoreUnavailable:
+    """The error naming the database: its password masked, one given in the query left out."""
+    shown = url.difference_update_query(["password"]).render_as_string(hide_password=True)
+    return StoreUnavailable(f"cannot open the database {shown}: {problem}; {check}")
+
+
+def _diagnose(url: URL, error: BaseException | None) -> tuple[str, str]:
+    """What went wrong, from the driver's error, and what to check for it."""
+    detail = str(error)
+    for secret in (url.password, url.query.get("password")):
+        if isinstance(secret, str) and secret:
+            detail = detail.replace(secret, _MASK)
+    detail = next(iter(detail.strip().splitlines()), type(error).__name__)
+    if isinstance(error, sqlite3.Error):
+        return _diagnose_sqlite(error, detail)
+    # libpq says where it tried before why: keep only the why.
+    reason = detail.rsplit(" failed: ", 1)[-1].removeprefix("FATAL:").strip()
+    if "connection refused" in reason.lower():
+        return reason, "check that PostgreSQL is running and accepts TCP connections there"
+    if reason.startswith("database ") and reason.endswith("does not exist"):
+        return reason, (
+            f"create it (createdb {url.database}) or fix the name in EVALCORE_DATABASE_URL"
+        )
+    return reason, "check the host, port, user, password and name in EVALCORE_DATABASE_URL"
+
+
+def _diagnose_sqlite(error: sqlite3.Error, detail: str) -> tuple[str, str]:
+    """SQLite's primary result code tells read-only, unopenable and foreign files apart."""
+    code = (error.sqlite_errorcode or 0) & 0xFF
+    if code == sqlite3.SQLITE_READONLY:
+        return "the file is read-only", (
+            "make the file and its folder writable (SQLite writes its journal beside the file)"
+        )
+    if code == sqlite3.SQLITE_CANTOPEN:
+        return "the file cannot be opened or created", (
+            "check that the path is a file, not a folder, in a folder you can write to"
+        )
+    if code == sqlite3.SQLITE_NOTADB:
+        return "the file is not an SQLite database", (
+            "check the path in EVALCORE_DATABASE_URL or EVALCORE_HOME, or move that file away"
+        )
+    return detail, "check the file at that path"
+
+
+def _create(parsed: URL) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url,
+            parsed,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         _tune_sqlite(engine)
         return engine
     if parsed.drivername == "postgresql":
-        url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=10)
 
 
 def _tune_sqlite(engine: Engine) -> None:

@@ -120,6 +120,8 @@ class Target(Protocol):
     model: str | None
     # A target may set `enforces_deadline = True` when each call is already bounded by its
     # own timeout (saves the engine a second timer per call).
+    # A target may set `secrets` to the credentials it sends (keys, header values, URL
+    # passwords): the engine redacts them from every error message it stores.
 
     async def __call__(self, case_input: dict[str, Any]) -> Reply: ...
 

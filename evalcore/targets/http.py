@@ -17,6 +17,7 @@ import email.utils
 import math
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 
 import aiohttp
@@ -36,17 +37,54 @@ from evalcore.targets.base import (
 from evalcore.targets.transport import BufferedAiohttpTransport
 
 __all__ = [
+    "MASK",
     "Endpoint",
     "check_status",
     "classify_http_error",
     "display_url",
+    "endpoint_url",
+    "has_masked_parts",
     "make_client",
     "parse_retry_after",
+    "redact_text",
     "resolve_headers",
+    "url_secrets",
 ]
 
+MASK = "***"
 _MAX_MESSAGE = 300
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# A cut can leave the start of a secret behind; this many of its first characters (or
+# more) are masked wherever they appear. Shorter runs would mask ordinary words.
+_MIN_FRAGMENT = 8
+# Query parameters whose value is a credential, matched against the whole name and each
+# word of it (split at `-`, `_`, `.` and camelCase), case-insensitively: `api_key`,
+# `apiKey`, `X-Amz-Signature`, `access_token`, `client_secret`, Azure SAS's `sig`...
+# Any other parameter (`api-version`, `deployment`) is shown as it is.
+SECRET_QUERY_WORDS = frozenset(
+    {
+        "key",
+        "apikey",
+        "token",
+        "accesstoken",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "sig",
+        "signature",
+        "auth",
+        "authorization",
+        "credential",
+        "credentials",
+        "session",
+        "sessionid",
+        "jwt",
+        "bearer",
+    }
+)
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
 
 
 def make_client(
@@ -119,7 +157,8 @@ def check_status(response: httpx.Response, *, redact: Sequence[str] = ()) -> Non
     if 200 <= status < 300:
         return
     message = redact_text(f"HTTP {status} {response.reason_phrase}".rstrip(), redact)
-    detail = redact_text(_api_message(response), redact)
+    # Redacted whole, then shortened: a cut first could keep the start of a key.
+    detail = _shorten(redact_text(_api_message(response), redact))
     if detail:
         message = f"{message}: {detail}"
     if status == 429:
@@ -135,22 +174,23 @@ def check_status(response: httpx.Response, *, redact: Sequence[str] = ()) -> Non
 
 
 def _api_message(response: httpx.Response) -> str:
-    """The error text an API put in its body: OpenAI style, FastAPI style, or a snippet."""
+    """The error text an API put in its body (OpenAI style, FastAPI style, or the body
+    itself), whole: it is shortened only once its secrets are redacted."""
     content = response.content
     if not content:
         return ""
     try:
         data = orjson.loads(content)
     except orjson.JSONDecodeError:
-        return _shorten(content[: _MAX_MESSAGE * 4].decode("utf-8", "replace"))
+        return content.decode("utf-8", "replace")
     if isinstance(data, dict):
         for key in ("error", "detail", "message"):
             value = data.get(key)
             if isinstance(value, dict):
                 value = value.get("message")
             if isinstance(value, str) and value:
-                return _shorten(value)
-    return _shorten(content[: _MAX_MESSAGE * 4].decode("utf-8", "replace"))
+                return value
+    return content.decode("utf-8", "replace")
 
 
 def _shorten(text: str) -> str:
@@ -227,25 +267,102 @@ def _env(variable: str, used_by: str) -> str:
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every secret value replaced by `***`."""
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, "***")
+    """`text` with every secret replaced by `***`, and every run of 8 or more characters
+    that a secret starts with: what a cut, ours or the API's own, leaves of a key."""
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        if len(secret) < _MIN_FRAGMENT:
+            text = text.replace(secret, MASK)
+        else:
+            text = _mask_prefixes(text, secret)
     return text
 
 
+def _mask_prefixes(text: str, secret: str) -> str:
+    head = secret[:_MIN_FRAGMENT]
+    kept: list[str] = []
+    position = 0
+    while (start := text.find(head, position)) != -1:
+        end = start + _MIN_FRAGMENT
+        while end - start < len(secret) and end < len(text) and text[end] == secret[end - start]:
+            end += 1
+        kept.append(text[position:start])
+        kept.append(MASK)
+        position = end
+    kept.append(text[position:])
+    return "".join(kept)
+
+
+def _is_secret_param(name: str) -> bool:
+    words = {word.lower() for word in _NAME_WORDS.findall(name)}
+    words.add(re.sub(r"[^a-z0-9]", "", name.lower()))
+    return not SECRET_QUERY_WORDS.isdisjoint(words)
+
+
+def _query_parts(query: str) -> list[tuple[str, str, str]]:
+    """(raw part, decoded name, decoded value) per `&`-separated part of a raw query."""
+    parts = []
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        parts.append((part, urllib.parse.unquote_plus(name), urllib.parse.unquote_plus(value)))
+    return parts
+
+
 def display_url(url: str) -> str:
-    """The URL as names, logs and stored runs may show it: no user info, query values masked."""
+    """The URL as names, logs, stored runs and flow parameters may show it: user info
+    (any) and the values of secret-looking query parameters (`SECRET_QUERY_WORDS`)
+    become `***`; everything else is kept, so runs against different routes differ."""
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:
         return "<invalid url>"
     if parsed.userinfo:
-        parsed = parsed.copy_with(username=None, password=None)
+        parsed = parsed.copy_with(userinfo=MASK.encode())
     if parsed.query:
-        masked = "&".join(f"{key}=***" for key in parsed.params)
-        parsed = parsed.copy_with(query=masked.encode())
+        masked = "&".join(
+            f"{raw.partition('=')[0]}={MASK}" if _is_secret_param(name) and value else raw
+            for raw, name, value in _query_parts(parsed.query.decode("ascii"))
+        )
+        parsed = parsed.copy_with(query=masked.encode("ascii"))
     return str(parsed)
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """The credentials in a URL, to redact from messages: the password (or a user name
+    given without one, which is then the token), the user info as written, and the
+    values of secret-looking query parameters, each decoded and as written."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return ()
+    found: list[str] = []
+    if parsed.userinfo:
+        found.append(parsed.userinfo.decode("ascii"))
+        found.append(parsed.password or parsed.username)
+    for raw, name, value in _query_parts(parsed.query.decode("ascii")):
+        if _is_secret_param(name) and value:
+            found.extend((value, raw.partition("=")[2]))
+    return tuple(dict.fromkeys(s for s in found if s))
+
+
+def has_masked_parts(url: str) -> bool:
+    """True when `url` is a `display_url` form that lost credentials: it cannot be called."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return parsed.userinfo == MASK.encode() or any(
+        _is_secret_param(name) and value == MASK
+        for _, name, value in _query_parts(parsed.query.decode("ascii"))
+    )
+
+
+def endpoint_url(base_url: str, path: str) -> str:
+    """`path` appended to the path of `base_url`, keeping its query (`?api-version=...`)."""
+    try:
+        parsed = httpx.URL(base_url)
+    except httpx.InvalidURL:
+        return base_url.rstrip("/") + path  # the endpoint reports the bad URL
+    return str(parsed.copy_with(path=parsed.path.rstrip("/") + path))
 
 
 def _checked_url(url: str, what: str) -> httpx.URL:
@@ -295,7 +412,8 @@ class Endpoint:
             raise ValueError("pass either client or transport, not both")
         self.url = _checked_url(url, what)
         self._method = method
-        resolved, self._secrets = resolve_headers(headers, api_key_env)
+        resolved, header_secrets = resolve_headers(headers, api_key_env)
+        self._secrets = header_secrets + url_secrets(url)
         resolved.setdefault("Content-Type", "application/json")
         self._client: httpx.AsyncClient | None = client
         self._transport: httpx.AsyncBaseTransport | None = None
@@ -358,6 +476,11 @@ class Endpoint:
     def enforces_deadline(self) -> bool:
         """True when the transport bounds each whole exchange by `timeout_s` itself."""
         return isinstance(self._transport, BufferedAiohttpTransport)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The key, header and URL credentials this endpoint sends, to redact elsewhere."""
+        return self._secrets
 
     def redact(self, text: str) -> str:
         return redact_text(text, self._secrets)

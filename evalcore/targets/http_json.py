@@ -128,6 +128,7 @@ class HttpJsonTarget:
             transport=transport,
         )
         self.enforces_deadline = self._endpoint.enforces_deadline
+        self.secrets = self._endpoint.secrets
 
     async def __call__(self, case_input: dict[str, Any]) -> Reply:
         body = _render(self._template, template_variables(case_input, self.model))

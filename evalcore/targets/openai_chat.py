@@ -14,7 +14,7 @@ import orjson
 
 from evalcore.targets._parse import as_text, load_json, token_count, tool_calls
 from evalcore.targets.base import BadReply, ConfigError, Reply, ToolCall, Usage
-from evalcore.targets.http import Endpoint, display_url
+from evalcore.targets.http import Endpoint, display_url, endpoint_url
 
 __all__ = ["OpenAIChatTarget", "build_chat_body", "context_message", "parse_chat_completion"]
 
@@ -71,7 +71,8 @@ def parse_chat_completion(content: bytes) -> Reply:
     if not isinstance(choices, list) or not choices:
         error = data.get("error")
         if isinstance(error, dict) and isinstance(error.get("message"), str):
-            raise BadReply(f"reply has no choices; error: {error['message'][:200]}")
+            # Whole: the engine shortens it once the target's secrets are redacted.
+            raise BadReply(f"reply has no choices; error: {error['message']}")
         raise BadReply("reply has no choices")
     choice = choices[0]
     message = choice.get("message") if isinstance(choice, dict) else None
@@ -167,7 +168,7 @@ class OpenAIChatTarget:
         params.update(extra_body or {})
         self._params = params
         self._endpoint = Endpoint(
-            base_url.rstrip("/") + "/chat/completions",
+            endpoint_url(base_url, "/chat/completions"),
             headers=headers,
             api_key_env=api_key_env,
             concurrency=concurrency,
@@ -177,6 +178,7 @@ class OpenAIChatTarget:
             what="base_url",
         )
         self.enforces_deadline = self._endpoint.enforces_deadline
+        self.secrets = self._endpoint.secrets
 
     async def __call__(self, case_input: dict[str, Any]) -> Reply:
         body = build_chat_body(case_input, self._request_model, self._params)

@@ -56,9 +56,12 @@ class BufferedAiohttpTransport(httpx.AsyncBaseTransport):
         headers = CIMultiDict(
             (name.decode("latin-1"), value.decode("latin-1")) for name, value in request.headers.raw
         )
+        # httpx has already turned credentials in the URL into an Authorization header;
+        # aiohttp refuses a request that carries both.
+        url = request.url.copy_with(userinfo=b"") if request.url.userinfo else request.url
         status, raw_headers, body = await self.exchange(
             request.method,
-            str(request.url),
+            str(url),
             headers,
             request.content or None,
             self._timeout(request),
