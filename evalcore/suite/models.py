@@ -17,6 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 
+def patterns_that_compile(patterns: list[str]) -> list[str]:
+    """`patterns`, each checked to compile with `re` (what users write patterns for);
+    the first that does not is a `ValueError` quoting it."""
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+    return patterns
+
+
 class EvalSet(StrEnum):
     """Which role a case plays: gate releases, watch for drift, or wait for judgement."""
 
@@ -166,12 +177,7 @@ class Expect(BaseModel):
     @field_validator("regex")
     @classmethod
     def _regex_compiles(cls, value: list[str]) -> list[str]:
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
-        return value
+        return patterns_that_compile(value)
 
     @field_validator("json_schema")
     @classmethod

@@ -6,10 +6,11 @@ the run engine reads the target, prices, signals and run settings.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from evalcore.suite.models import patterns_that_compile
 
 
 class _Strict(BaseModel):
@@ -83,12 +84,7 @@ class RefusalSignal(_Strict):
     def _patterns_compile(cls, value: list[str]) -> list[str]:
         # Checked here, not at the first reply: a bad pattern would otherwise fail every
         # case of a run at scoring time.
-        for pattern in value:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
-        return value
+        return patterns_that_compile(value)
 
 
 class NeedsHumanSignal(_Strict):
