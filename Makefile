@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck bench clean
+.PHONY: demo serve test lint typecheck imports bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m evalcore.demo
+	$(BIN)/python -m evalcore.local.demo
 
 # Prefect server + reference target + served deployments on loopback; Ctrl-C stops all.
 serve: $(STAMP)
@@ -26,11 +26,15 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
+# The one-way import rule between the loop's stages (pyproject.toml, [tool.importlinter]).
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+test: lint typecheck imports
 	$(BIN)/pytest -q
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .evalcore .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .evalcore .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -122,7 +122,7 @@ def _httpx_aiohttp(concurrency: int) -> httpx.AsyncBaseTransport:
 
 def engine_run(suite_dir: Path, db_url: str, *, concurrency: int) -> tuple[float, int]:
     """The engine's run phase (call, score, persist) on a prepared run; returns (s, rows)."""
-    from evalcore.runner import RunRequest, execute_run, prepare_run
+    from evalcore.run import RunRequest, execute_run, prepare_run
     from evalcore.store.engine import get_engine
     from evalcore.suite import EvalSet, load_suite
 

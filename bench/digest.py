@@ -22,13 +22,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bench.suites import write_suite
-from evalcore.digest import gather_week, render_markdown, render_slack
-from evalcore.digest.render import MAX_BLOCKS
-from evalcore.runner.service import record_dataset
+from evalcore.run.service import record_dataset
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import create_run, insert_results, new_run_id
 from evalcore.store.tables import BacklogItemRow, DecisionRow, DriftFindingRow, RunRow
 from evalcore.suite import Suite, load_suite
+from evalcore.triage.digest import gather_week, render_markdown, render_slack
+from evalcore.triage.digest.render import MAX_BLOCKS
 
 BACKLOG_OPEN = 300
 BACKLOG_DUPLICATE = 60

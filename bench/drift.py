@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from evalcore.drift import analyse, load_snapshot
+from evalcore.monitor.drift import analyse, load_snapshot
 from evalcore.store.engine import dispose_engines, get_engine
 from evalcore.store.repository import (
     create_run,

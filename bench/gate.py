@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.suites import write_suite
-from evalcore.stack import start_prefect_server
+from evalcore.local.stack import start_prefect_server
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 10

@@ -200,10 +200,10 @@ def _payloads(items: list[tuple[str, str]]) -> Iterator[tuple[str, dict[str, obj
 
 def intake_bench(work: Path, line: Callable[[str, str, str], None]) -> None:
     """Print the figures through `line(label, value, goal)`."""
-    from evalcore.dedup import DedupIndex
-    from evalcore.intake import ProductionFailure, case_index, take_in
     from evalcore.store.engine import dispose_engines, get_engine
     from evalcore.suite import load_suite
+    from evalcore.triage.dedup import DedupIndex
+    from evalcore.triage.intake import ProductionFailure, case_index, take_in
 
     texts = case_texts()
     items = new_items(texts)

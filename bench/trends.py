@@ -20,7 +20,8 @@ import numpy as np
 from sqlalchemy import text
 
 from evalcore.report.trends import write_trends_html
-from evalcore.run_stats import record_run_stats
+from evalcore.results.run_stats import record_run_stats
+from evalcore.results.trends import nightly_trend
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import (
     create_run,
@@ -30,7 +31,6 @@ from evalcore.store.repository import (
     set_run_status,
 )
 from evalcore.store.tables import RunRow
-from evalcore.trends import nightly_trend
 
 NIGHTS = 90
 RESULTS_PER_RUN = 10_000

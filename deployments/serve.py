@@ -29,7 +29,7 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.exceptions import ObjectNotFound
 from prefect.schedules import Cron, Schedule
 
-from evalcore.gate import RELEASE_EVENT
+from evalcore.gate.steps import RELEASE_EVENT
 from evalcore.settings import get_settings
 from evalcore.suite import load_suite
 from flows.nightly_monitor import nightly_monitor

@@ -1,3 +1,3 @@
-from evalcore.cli import main
+from evalcore.cli.app import main
 
 main()

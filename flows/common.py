@@ -9,7 +9,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from evalcore.runner import execute_run
+from evalcore.run import execute_run
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import get_run
 from evalcore.suite import Suite, load_suite

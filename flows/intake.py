@@ -1,6 +1,6 @@
 """Intake as a Prefect flow: one production failure validated, de-duplicated and stored.
 
-Thin like the others: the work is `evalcore.intake`, in one task. A bad payload fails
+Thin like the others: the work is `evalcore.triage.intake`, in one task. A bad payload fails
 the flow run with the fields named (and nothing stored); a duplicate is stored, linked,
 and the run completes. The stored item comes back as a dict.
 
@@ -17,11 +17,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 
-from evalcore.commands.intake import result_json
-from evalcore.intake import IntakeError, parse_payload, take_in
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.suite import load_suite
+from evalcore.triage.intake import IntakeError, parse_payload, take_in
 
 
 @task(name="take in failure", cache_policy=NO_CACHE, persist_result=False)
@@ -41,7 +40,7 @@ def take_in_step(
         source=source,
         provenance={"via": "intake flow", **flow_run},
     )
-    return result_json(result)
+    return result.as_json()
 
 
 @flow(name="intake", persist_result=False, log_prints=False)

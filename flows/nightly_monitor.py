@@ -11,8 +11,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from evalcore.gate import slug
-from evalcore.monitor import (
+from evalcore.gate.steps import slug
+from evalcore.monitor.steps import (
     MonitorRequest,
     MonitorResult,
     analyse_run,
@@ -20,7 +20,7 @@ from evalcore.monitor import (
     monitor_markdown,
     open_monitor_run,
 )
-from evalcore.runner import flow_url
+from evalcore.run import flow_url
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.suite import Suite

@@ -1,6 +1,6 @@
 """The release gate as a Prefect flow: the blocking set for a release, judged, reported.
 
-Thin on purpose: every step is a function of `evalcore.gate` / `evalcore.runner`, wrapped
+Thin on purpose: every step is a function of `evalcore.gate.steps` / `evalcore.run`, wrapped
 in one task per step (never one per case). The flow ends Failed when the verdict is fail
 or inconclusive, so a Prefect automation, a CI job waiting on the flow run, or
 `evalcore gate` all see the same outcome.
@@ -16,7 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
 
-from evalcore.gate import (
+from evalcore.gate.steps import (
     RELEASE_EVENT,
     GateRequest,
     GateResult,
@@ -27,12 +27,12 @@ from evalcore.gate import (
     gate_result,
     open_gate_run,
 )
-from evalcore.runner import flow_url
+from evalcore.results.verdict import Verdict
+from evalcore.run import flow_url
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import attach_event_run, claim_event
 from evalcore.suite import Suite
-from evalcore.verdict import Verdict
 from flows.common import load_step, run_step, unwalked
 
 

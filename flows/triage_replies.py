@@ -9,11 +9,11 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from evalcore.replies import process_recent_digests
 from evalcore.settings import get_settings
 from evalcore.slack.client import slack_client
 from evalcore.store.engine import get_engine
 from evalcore.suite import Suite
+from evalcore.triage.replies import process_recent_digests
 from flows.common import load_step, unwalked
 
 

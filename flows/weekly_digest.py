@@ -15,7 +15,10 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
-from evalcore.digest import (
+from evalcore.settings import get_settings
+from evalcore.store.engine import get_engine
+from evalcore.suite import Suite
+from evalcore.triage.digest import (
     Digest,
     DigestPostError,
     PostReport,
@@ -27,9 +30,6 @@ from evalcore.digest import (
     render_slack,
     write_digest_files,
 )
-from evalcore.settings import get_settings
-from evalcore.store.engine import get_engine
-from evalcore.suite import Suite
 from flows.common import load_step, unwalked
 
 TOKEN_ENV = "SLACK_BOT_TOKEN"

@@ -46,7 +46,7 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     need one (it takes seconds to start on 2 cores); its API URL."""
     import httpx
 
-    from evalcore.stack import ManagedProcess
+    from evalcore.local.stack import ManagedProcess
 
     home = tmp_path_factory.mktemp("prefect-server")
     port = free_port()

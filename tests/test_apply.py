@@ -15,12 +15,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 from typer.testing import CliRunner
 
-from evalcore.apply import ApplyConflict, ApplyError, ApplyReport, apply_plan, plan_apply
-from evalcore.commands.decisions import decisions_app
-from evalcore.runner.service import record_dataset
+from evalcore.cli.decisions import decisions_app
+from evalcore.run.service import record_dataset
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import BacklogItemRow, DecisionRow, RunRow
 from evalcore.suite import EvalSet, Severity, Suite, load_suite
+from evalcore.triage.apply import ApplyConflict, ApplyError, ApplyReport, apply_plan, plan_apply
 
 EVALS = Path(__file__).resolve().parents[1] / "evals"
 DECIDED = dt.datetime(2026, 11, 25, 9, 30, tzinfo=dt.UTC)

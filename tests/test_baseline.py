@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 
 from evalcore import aio
-from evalcore.baseline import BaselineError, accept_baseline, current_baseline, list_baselines
-from evalcore.reference import ReferenceServer
-from evalcore.runner import RunRequest, execute_run, prepare_run
+from evalcore.local.reference import ReferenceServer
+from evalcore.monitor.baseline import (
+    BaselineError,
+    accept_baseline,
+    current_baseline,
+    list_baselines,
+)
+from evalcore.run import RunRequest, execute_run, prepare_run
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import RunRow
 from evalcore.suite import EvalSet, load_suite

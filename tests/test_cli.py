@@ -17,8 +17,8 @@ import psycopg
 import pytest
 import yaml
 
-from evalcore.reference import ReferenceServer
-from evalcore.reference.server import free_port
+from evalcore.local.reference import ReferenceServer
+from evalcore.local.reference.server import free_port
 from tests.cli_helpers import evalcore
 
 EVALS = Path(__file__).resolve().parents[1] / "evals"

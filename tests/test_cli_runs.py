@@ -6,7 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from evalcore.reference import Knobs, ReferenceServer
+from evalcore.local.reference import Knobs, ReferenceServer
 from tests.cli_helpers import evalcore
 
 ROOT = Path(__file__).resolve().parent.parent

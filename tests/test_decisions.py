@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from evalcore.decisions import (
+from evalcore.run import RunRequest, prepare_run
+from evalcore.store.engine import get_engine
+from evalcore.store.tables import DecisionRow, DriftFindingRow
+from evalcore.suite import EvalSet, Suite, load_suite
+from evalcore.triage.decisions import (
     DecisionRequest,
     ItemKind,
     Outcome,
@@ -17,10 +21,6 @@ from evalcore.decisions import (
     decision_for,
     record_decision,
 )
-from evalcore.runner import RunRequest, prepare_run
-from evalcore.store.engine import get_engine
-from evalcore.store.tables import DecisionRow, DriftFindingRow
-from evalcore.suite import EvalSet, Suite, load_suite
 from tests.factories import add, backlog_item
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -25,9 +25,21 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from evalcore.commands.digest import digest_command
-from evalcore.decisions import ACTIONS, ItemKind
-from evalcore.digest import (
+from evalcore.cli.digest import digest_command
+from evalcore.local.fake_slack import FakeSlackServer
+from evalcore.run.service import record_dataset
+from evalcore.store.engine import get_engine
+from evalcore.store.repository import create_run, insert_results, new_run_id
+from evalcore.store.tables import (
+    BacklogItemRow,
+    DecisionRow,
+    DigestPostRow,
+    DriftFindingRow,
+    RunRow,
+)
+from evalcore.suite import Suite, load_suite
+from evalcore.triage.decisions import ACTIONS, ItemKind
+from evalcore.triage.digest import (
     Digest,
     DigestItem,
     DigestPostError,
@@ -39,8 +51,8 @@ from evalcore.digest import (
     split_messages,
     write_digest_files,
 )
-from evalcore.digest.gather import Decider
-from evalcore.digest.render import (
+from evalcore.triage.digest.gather import Decider
+from evalcore.triage.digest.render import (
     BUTTON_TEXT_MAX,
     FALLBACK_TEXT_MAX,
     HEADER_TEXT_MAX,
@@ -50,18 +62,6 @@ from evalcore.digest.render import (
     fit,
     limit_problems,
 )
-from evalcore.runner.service import record_dataset
-from evalcore.slack import FakeSlackServer
-from evalcore.store.engine import get_engine
-from evalcore.store.repository import create_run, insert_results, new_run_id
-from evalcore.store.tables import (
-    BacklogItemRow,
-    DecisionRow,
-    DigestPostRow,
-    DriftFindingRow,
-    RunRow,
-)
-from evalcore.suite import Suite, load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "evals"

@@ -19,15 +19,22 @@ from scipy import stats
 from sqlalchemy.engine import Engine
 
 from evalcore import aio
-from evalcore.drift import Finding, FindingKind, RunSnapshot, Severity, analyse, load_snapshot
-from evalcore.reference import Knobs, ReferenceServer
-from evalcore.runner import RunRequest, execute_run, prepare_run
+from evalcore.local.reference import Knobs, ReferenceServer
+from evalcore.monitor.drift import (
+    Finding,
+    FindingKind,
+    RunSnapshot,
+    Severity,
+    analyse,
+    load_snapshot,
+)
+from evalcore.results.verdict import CaseResults, SampleResult, load_case_results
+from evalcore.run import RunRequest, execute_run, prepare_run
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import create_run, insert_results, record_dataset_version
 from evalcore.store.tables import DriftFindingRow, RunRow
 from evalcore.suite import Suite, load_suite
 from evalcore.suite.scorecard import DriftSettings
-from evalcore.verdict import CaseResults, SampleResult, load_case_results
 
 DRIFT_SUITE = Path(__file__).resolve().parent / "data" / "drift"
 SETTINGS = DriftSettings()  # alpha 0.05, fdr 0.1, min_effect 0.05
@@ -510,7 +517,7 @@ def test_a_baseline_on_an_older_dataset_sees_dataset_changes_not_drift(tmp_path:
 
 
 def test_thousands_of_untestable_flips_are_capped_and_summed_up() -> None:
-    from evalcore.drift import (
+    from evalcore.monitor.drift import (
         MAX_UNSURE_FLIPS,
         Finding,
         FindingKind,

@@ -19,7 +19,12 @@ import jsonschema
 import pytest
 import yaml
 
-from evalcore.reference.assistant import HANDOFF_MARKER, HANDOFF_TOOL, JUDGE_SYSTEM_PREFIX, complete
+from evalcore.local.reference.assistant import (
+    HANDOFF_MARKER,
+    HANDOFF_TOOL,
+    JUDGE_SYSTEM_PREFIX,
+    complete,
+)
 from evalcore.suite.models import Case, EvalSet, Outcome, Severity, SourceKind
 from evalcore.suite.owners import Owners
 from evalcore.suite.scorecard import Scorecard

@@ -24,17 +24,16 @@ from slack_sdk.http_retry.builtin_interval_calculators import FixedValueRetryInt
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from evalcore.slack import (
+from evalcore.local.fake_slack import (
     FakeChannel,
     FakeSlackConfig,
     FakeSlackError,
     FakeSlackServer,
     Fault,
     create_app,
-    interactivity_body,
-    sign_request,
 )
-from evalcore.slack.__main__ import build_parser, load_config
+from evalcore.local.fake_slack.__main__ import build_parser, load_config
+from evalcore.slack.signing import interactivity_body, sign_request
 
 EVALS = "C0EVALS01"
 OWNER = "U04QH7KM2AB"

@@ -11,7 +11,7 @@ import pytest
 from bench.suites import write_suite
 from evalcore import aio
 from evalcore.exitcodes import ExitCode
-from evalcore.gate import (
+from evalcore.gate.steps import (
     GateRequest,
     artifact_key,
     criteria_table,
@@ -19,8 +19,10 @@ from evalcore.gate import (
     gate_result,
     open_gate_run,
 )
-from evalcore.reference import Knobs, ReferenceServer
-from evalcore.runner import execute_run
+from evalcore.local.reference import Knobs, ReferenceServer
+from evalcore.results.summary import summarize_run
+from evalcore.results.verdict import Verdict
+from evalcore.run import execute_run
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import (
     attach_event_run,
@@ -29,8 +31,6 @@ from evalcore.store.repository import (
     set_run_status,
 )
 from evalcore.suite import load_suite
-from evalcore.summary import summarize_run
-from evalcore.verdict import Verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "evals"

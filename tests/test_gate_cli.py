@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from evalcore.reference import Knobs, ReferenceServer
+from evalcore.local.reference import Knobs, ReferenceServer
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import RESULT_TABLE, list_runs
 from tests.cli_helpers import evalcore

@@ -7,13 +7,13 @@ from pathlib import Path
 from sqlmodel import Session
 
 from evalcore import aio
-from evalcore.gate import GateRequest, open_gate_run
-from evalcore.handover import gather_handover, handover_markdown
-from evalcore.reference import ReferenceServer
-from evalcore.runner import execute_run
+from evalcore.gate.steps import GateRequest, open_gate_run
+from evalcore.local.reference import ReferenceServer
+from evalcore.run import execute_run
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import BacklogItemRow
 from evalcore.suite import load_suite
+from evalcore.triage.handover import gather_handover, handover_markdown
 from tests.cli_helpers import evalcore
 
 ROOT = Path(__file__).resolve().parent.parent

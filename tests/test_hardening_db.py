@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner, Result
 
-from evalcore.cli import app
+from evalcore.cli.app import app
 from evalcore.store.engine import dispose_engines, get_engine
 from tests.cli_helpers import evalcore
 from tests.conftest import free_port

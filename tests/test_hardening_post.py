@@ -14,9 +14,9 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ServerErrorRetryHandler
 
-from evalcore.digest import DigestPostError, digest_client, post_digest, render_slack
-from evalcore.slack import FakeSlackServer
+from evalcore.local.fake_slack import FakeSlackServer
 from evalcore.store.engine import get_engine
+from evalcore.triage.digest import DigestPostError, digest_client, post_digest, render_slack
 from tests.test_digest import EVALS, FAST, make_digest, post_rows
 
 SLOW_ANSWER_S = 10.0  # the fake's delay, far past the client's timeout below

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from evalcore.cli import app
+from evalcore.cli.app import app
 from evalcore.scorers import SCORERS, Score, ScoreContext, ScoringError
 from evalcore.scorers._pattern import SEARCH_TIME_LIMIT_S
 from evalcore.store.engine import get_engine

@@ -26,7 +26,7 @@ import orjson
 import pytest
 
 from bench.suites import OWNERS
-from evalcore.announce import release_event_payload
+from evalcore.gate.announce import release_event_payload
 from tests.cli_helpers import evalcore
 
 pytestmark = pytest.mark.slow

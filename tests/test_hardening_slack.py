@@ -32,17 +32,18 @@ from sqlmodel import Session
 from sqlmodel import select as select_rows
 from starlette.testclient import TestClient
 
-from evalcore.decisions import attempts
-from evalcore.loopback import free_port
-from evalcore.replies import process_thread
+from evalcore.local.fake_slack.server import FakeSlackServer
+from evalcore.local.loopback import free_port
 from evalcore.slack.client import slack_client
-from evalcore.slack.fake import FakeSlackServer
 from evalcore.slack.receiver import create_receiver
 from evalcore.slack.signing import interactivity_body, sign_request
 from evalcore.slack.socket_mode import socket_mode_client
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import DecisionRow, SlackRequestRow
 from evalcore.suite import Suite, load_suite
+from evalcore.triage.clicks import record_clicks
+from evalcore.triage.decisions import attempts
+from evalcore.triage.replies import process_thread
 from tests.factories import add, backlog_item
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +90,9 @@ def web(slack: FakeSlackServer) -> WebClient:
 @pytest.fixture
 def receiver(engine: Engine, suite: Suite, web: WebClient) -> Iterator[TestClient]:
     app = create_receiver(
-        signing_secret=SECRET, engine=lambda: engine, suite=lambda: suite, client=lambda: web
+        signing_secret=SECRET,
+        engine=lambda: engine,
+        on_clicks=record_clicks(lambda: engine, lambda: suite, lambda: web),
     )
     with TestClient(app) as client:
         yield client
@@ -210,7 +213,9 @@ def test_socket_mode_acknowledgements_show_what_was_sent_as_plain_text(
 ) -> None:
     ts = digest_message(web)
     client = socket_mode_client(
-        app_token=slack.app_token, web_client=web, engine=lambda: engine, suite=lambda: suite
+        app_token=slack.app_token,
+        web_client=web,
+        on_clicks=record_clicks(lambda: engine, lambda: suite, lambda: web),
     )
     client.connect()
     try:

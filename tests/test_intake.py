@@ -24,10 +24,13 @@ from sqlmodel import Session, col
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from evalcore import intake as intake_module
-from evalcore.commands.intake import intake_routes
-from evalcore.dedup import DedupIndex, fingerprint, gram_set, jaccard, normalise
-from evalcore.intake import (
+from evalcore.cli.intake import intake_routes
+from evalcore.store.engine import get_engine
+from evalcore.store.tables import BacklogItemRow
+from evalcore.suite import Suite, load_suite
+from evalcore.triage import intake as intake_module
+from evalcore.triage.dedup import DedupIndex, fingerprint, gram_set, jaccard, normalise
+from evalcore.triage.intake import (
     MAX_PAYLOAD_BYTES,
     IntakeError,
     ProductionFailure,
@@ -37,9 +40,6 @@ from evalcore.intake import (
     parse_payload,
     take_in,
 )
-from evalcore.store.engine import get_engine
-from evalcore.store.tables import BacklogItemRow
-from evalcore.suite import Suite, load_suite
 
 EVALS = Path(__file__).resolve().parents[1] / "evals"
 ROOT = EVALS.parent

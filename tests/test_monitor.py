@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from evalcore.monitor import stored_findings
-from evalcore.reference import Knobs, ReferenceServer
+from evalcore.local.reference import Knobs, ReferenceServer
+from evalcore.monitor.steps import stored_findings
 from evalcore.store.engine import get_engine
 from tests.cli_helpers import evalcore
 

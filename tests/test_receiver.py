@@ -13,14 +13,15 @@ import pytest
 from sqlmodel import Session, select
 from starlette.testclient import TestClient
 
-from evalcore.decisions import attempts
+from evalcore.local.fake_slack.server import FakeSlackServer
 from evalcore.slack.client import slack_client
-from evalcore.slack.fake import FakeSlackServer
 from evalcore.slack.receiver import create_receiver
 from evalcore.slack.signing import interactivity_body, sign_request
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import BacklogItemRow, DecisionRow, SlackRequestRow
 from evalcore.suite import load_suite
+from evalcore.triage.clicks import record_clicks
+from evalcore.triage.decisions import attempts
 from tests.factories import add, backlog_item
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,8 +45,11 @@ def app(db_url: str, slack: FakeSlackServer) -> Iterator[TestClient]:
     receiver = create_receiver(
         signing_secret=SECRET,
         engine=lambda: engine,
-        suite=lambda: suite,
-        client=lambda: slack_client(slack.token, base_url=slack.api_url),
+        on_clicks=record_clicks(
+            lambda: engine,
+            lambda: suite,
+            lambda: slack_client(slack.token, base_url=slack.api_url),
+        ),
     )
     with TestClient(receiver) as client:
         yield client
@@ -182,15 +186,14 @@ def test_slack_serve_needs_a_signing_secret(tmp_path: Path) -> None:
 
 
 def test_the_receiver_also_takes_production_failures_with_a_bearer_token(db_url: str) -> None:
-    from evalcore.commands.intake import intake_routes
+    from evalcore.cli.intake import intake_routes
 
     engine = get_engine(db_url)
     suite = load_suite(ROOT / "evals")
     receiver = create_receiver(
         signing_secret=SECRET,
         engine=lambda: engine,
-        suite=lambda: suite,
-        client=lambda: None,
+        on_clicks=record_clicks(lambda: engine, lambda: suite, lambda: None),
         extra_routes=intake_routes(lambda: engine, lambda: suite, "intake-token"),
     )
     failure = {

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from evalcore.reference import JUDGE_SYSTEM_PREFIX, Knobs, ReferenceServer, complete
-from evalcore.reference.__main__ import build_parser
-from evalcore.reference.assistant import RequestError
-from evalcore.reference.server import _lognormal_ms, create_app
+from evalcore.local.reference import JUDGE_SYSTEM_PREFIX, Knobs, ReferenceServer, complete
+from evalcore.local.reference.__main__ import build_parser
+from evalcore.local.reference.assistant import RequestError
+from evalcore.local.reference.server import _lognormal_ms, create_app
 
 REFUSAL = re.compile(r"\bI can(?:no|')t help with\b", re.IGNORECASE)
 

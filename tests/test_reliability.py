@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bench.suites import write_suite
-from evalcore.reference import Knobs, ReferenceServer
+from evalcore.local.reference import Knobs, ReferenceServer
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import RESULT_TABLE
 from evalcore.store.tables import RunRow

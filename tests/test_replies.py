@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from evalcore.replies import ReplyError, parse_reply, process_thread
+from evalcore.local.fake_slack.server import FakeSlackServer
 from evalcore.slack.client import slack_client
-from evalcore.slack.fake import FakeSlackServer
 from evalcore.slack.text import slack_escape
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import DecisionRow
 from evalcore.suite import load_suite
+from evalcore.triage.replies import ReplyError, parse_reply, process_thread
 from tests.factories import add, backlog_item
 
 ROOT = Path(__file__).resolve().parent.parent

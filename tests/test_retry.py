@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from evalcore.runner.retry import MAX_RETRY_AFTER_S, RetryPolicy
+from evalcore.run.retry import MAX_RETRY_AFTER_S, RetryPolicy
 
 
 def rng() -> random.Random:

@@ -10,12 +10,13 @@ from pathlib import Path
 import orjson
 from sqlmodel import Session, select
 
+from evalcore.local.fake_slack.server import FakeSlackServer
 from evalcore.slack.client import slack_client
-from evalcore.slack.fake import FakeSlackServer
 from evalcore.slack.socket_mode import socket_mode_client
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import DecisionRow
 from evalcore.suite import load_suite
+from evalcore.triage.clicks import record_clicks
 from tests.factories import add, backlog_item
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,7 +41,9 @@ def test_a_click_over_socket_mode_is_acknowledged_recorded_and_answered(db_url: 
         assert web is not None
         ts = web.chat_postMessage(channel=CHANNEL, text="Weekly triage digest")["ts"]
         client = socket_mode_client(
-            app_token=slack.app_token, web_client=web, engine=lambda: engine, suite=lambda: suite
+            app_token=slack.app_token,
+            web_client=web,
+            on_clicks=record_clicks(lambda: engine, lambda: suite, lambda: web),
         )
         client.connect()
         try:

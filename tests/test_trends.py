@@ -19,8 +19,10 @@ from sqlmodel import Session
 from bench.suites import write_suite
 from evalcore import aio
 from evalcore.report.trends import trend_json, trends_table, write_trends_html
-from evalcore.run_stats import compute_run_stats, ensure_run_stats, record_run_stats
-from evalcore.runner import RunRequest, execute_run, prepare_run
+from evalcore.results.run_stats import compute_run_stats, ensure_run_stats, record_run_stats
+from evalcore.results.summary import summarize_run
+from evalcore.results.trends import NightPoint, nightly_trend
+from evalcore.run import RunRequest, execute_run, prepare_run
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import (
     create_run,
@@ -31,8 +33,6 @@ from evalcore.store.repository import (
 from evalcore.store.tables import RunRow, RunStatsRow
 from evalcore.suite import load_suite
 from evalcore.suite.scorecard import Scorecard
-from evalcore.summary import summarize_run
-from evalcore.trends import NightPoint, nightly_trend
 
 DATASET = "e" * 64
 UTC = dt.UTC

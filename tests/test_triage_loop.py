@@ -13,19 +13,20 @@ from sqlmodel import Session
 from starlette.testclient import TestClient
 
 from evalcore import aio
-from evalcore.apply import apply_plan, plan_apply
-from evalcore.digest import gather_week, post_digest
-from evalcore.gate import GateRequest, open_gate_run
-from evalcore.reference import ReferenceServer
-from evalcore.runner import execute_run
+from evalcore.gate.steps import GateRequest, open_gate_run
+from evalcore.local.fake_slack.server import FakeSlackServer
+from evalcore.local.reference import ReferenceServer
+from evalcore.run import execute_run
 from evalcore.slack.client import slack_client
-from evalcore.slack.fake import FakeSlackServer
 from evalcore.slack.receiver import create_receiver
 from evalcore.slack.signing import interactivity_body, sign_request
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import results_for_run
 from evalcore.store.tables import BacklogItemRow
 from evalcore.suite import EvalSet, load_suite
+from evalcore.triage.apply import apply_plan, plan_apply
+from evalcore.triage.clicks import record_clicks
+from evalcore.triage.digest import gather_week, post_digest
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "loop-signing-secret"
@@ -82,8 +83,7 @@ def test_a_production_failure_becomes_a_blocking_case_through_slack(
         receiver = create_receiver(
             signing_secret=SECRET,
             engine=lambda: engine,
-            suite=lambda: load_suite(suite_root),
-            client=lambda: client,
+            on_clicks=record_clicks(lambda: engine, lambda: load_suite(suite_root), lambda: client),
         )
         body = interactivity_body(
             {

@@ -20,13 +20,13 @@ import psutil
 import pytest
 import yaml
 
-from evalcore.gate import RELEASE_EVENT
-from evalcore.history import run_verdict
-from evalcore.stack import port_in_use
+from evalcore.gate.steps import RELEASE_EVENT
+from evalcore.local.stack import port_in_use
+from evalcore.results.history import run_verdict
+from evalcore.results.verdict import Verdict
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import list_runs
 from evalcore.store.tables import TriggerEventRow
-from evalcore.verdict import Verdict
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from evalcore.results.verdict import CaseResults, SampleResult, Verdict, case_passed, judge
 from evalcore.suite.scorecard import SampleRule, Scorecard
-from evalcore.verdict import CaseResults, SampleResult, Verdict, case_passed, judge
 
 
 def scorecard(**extra: Any) -> Scorecard:
@@ -230,11 +230,11 @@ def test_verdict_of_real_runs_good_and_regressed(db_url: str) -> None:
     from pathlib import Path
 
     from evalcore import aio
-    from evalcore.reference import Knobs, ReferenceServer
-    from evalcore.runner import RunRequest, execute_run, prepare_run
+    from evalcore.local.reference import Knobs, ReferenceServer
+    from evalcore.results.verdict import load_case_results
+    from evalcore.run import RunRequest, execute_run, prepare_run
     from evalcore.store.engine import get_engine
     from evalcore.suite import EvalSet, load_suite
-    from evalcore.verdict import load_case_results
 
     suite = load_suite(Path(__file__).resolve().parent.parent / "evals")
     engine = get_engine(db_url)

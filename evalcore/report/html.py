@@ -15,11 +15,11 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from evalcore.rendering import render
+from evalcore.report.rendering import render
+from evalcore.results.summary import RunSummary
+from evalcore.results.verdict import RunVerdict
 from evalcore.store.repository import CASE_TABLE, results_for_run
 from evalcore.store.tables import RunRow
-from evalcore.summary import RunSummary
-from evalcore.verdict import RunVerdict
 
 _FAILED_CASES_SHOWN = 200
 

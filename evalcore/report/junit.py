@@ -12,9 +12,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from evalcore.results.verdict import RunVerdict
 from evalcore.store.repository import results_for_run
 from evalcore.store.tables import CaseResultRow, RunRow
-from evalcore.verdict import RunVerdict
 
 
 def _case_element(case_id: str, rows: list[CaseResultRow], suite_name: str) -> ET.Element:

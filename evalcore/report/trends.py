@@ -16,9 +16,9 @@ from typing import Any
 
 from rich.table import Table
 
-from evalcore.rendering import render
+from evalcore.report.rendering import render
+from evalcore.results.trends import NightPoint
 from evalcore.suite.scorecard import Scorecard
-from evalcore.trends import NightPoint
 
 # The SVG box of one chart and the plot area inside it (room left for the y labels,
 # below for the dates and the axis title).

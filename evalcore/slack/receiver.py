@@ -27,7 +27,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
-from slack_sdk import WebClient
 from slack_sdk.signature import Clock, SignatureVerifier
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -39,10 +38,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from evalcore.decisions import DecisionOutcome, DecisionRequest, record_decision
-from evalcore.replies import answer_in_thread
 from evalcore.store.tables import SlackRequestRow
-from evalcore.suite import Suite
 
 logger = logging.getLogger("evalcore.slack")
 
@@ -69,6 +65,10 @@ class Click:
     user: str
     channel: str | None
     message_ts: str | None
+
+
+OnClicks = Callable[[list[Click]], None]
+"""What the receiver does with the buttons of a new, verified request."""
 
 
 def clicks(payload: dict[str, Any]) -> list[Click]:
@@ -131,12 +131,13 @@ def create_receiver(
     *,
     signing_secret: str,
     engine: Callable[[], Engine],
-    suite: Callable[[], Suite],
-    client: Callable[[], WebClient | None],
+    on_clicks: OnClicks,
     clock: Callable[[], float] = time.time,
     extra_routes: Sequence[BaseRoute] | None = None,
 ) -> Starlette:
-    """The receiver app; `engine`, `suite` and `client` are read per request (cheap)."""
+    """The receiver app. `engine` (read per request) remembers signatures against replays;
+    `on_clicks` gets the decision buttons of each new request, after it was answered, in a
+    worker thread (triage's `record_clicks` records and acknowledges them)."""
     if not signing_secret:
         raise ValueError("a signing secret is required (SLACK_SIGNING_SECRET)")
     verifier = SignatureVerifier(signing_secret, clock=_IntClock(clock))
@@ -169,7 +170,7 @@ def create_receiver(
         await asyncio.wait({first_time}, timeout=REPLAY_CHECK_WAIT_S)
         if first_time.done() and not first_time.result():
             return _refuse(403, "replayed request")
-        task = BackgroundTask(_record_when_new, first_time, found, engine, suite, client)
+        task = BackgroundTask(_record_when_new, first_time, found, on_clicks)
         return Response(status_code=200, background=task)
 
     async def health(request: Request) -> Response:
@@ -205,11 +206,7 @@ def _first_time(engine: Callable[[], Engine], signature: str, timestamp: int) ->
 
 
 async def _record_when_new(
-    first_time: asyncio.Task[bool],
-    found: list[Click],
-    engine: Callable[[], Engine],
-    suite: Callable[[], Suite],
-    client: Callable[[], WebClient | None],
+    first_time: asyncio.Task[bool], found: list[Click], on_clicks: OnClicks
 ) -> None:
     """Record the clicks once the replay check, maybe still waiting for a busy database,
     says the request is new."""
@@ -217,35 +214,4 @@ async def _record_when_new(
         logger.warning("a replayed request, answered while the database was busy, was ignored")
         return
     if found:
-        await run_in_threadpool(handle_clicks, found, engine, suite, client)
-
-
-def handle_clicks(
-    found: list[Click],
-    engine: Callable[[], Engine],
-    suite: Callable[[], Suite],
-    client: Callable[[], WebClient | None],
-) -> None:
-    """Record each click, then say in the digest's thread what happened to it."""
-    loaded = suite()
-    slack = client()
-    for click in found:
-        outcome = record_decision(
-            engine(),
-            loaded,
-            DecisionRequest(
-                click.ref,
-                click.action,
-                slack_user=click.user,
-                source="button",
-                slack_channel=click.channel,
-                slack_ts=click.message_ts,
-            ),
-        )
-        _acknowledge(slack, click, outcome)
-
-
-def _acknowledge(slack: WebClient | None, click: Click, outcome: DecisionOutcome) -> None:
-    if slack is None or click.channel is None:
-        return
-    answer_in_thread(slack, click.channel, click.message_ts, click.user, outcome.message)
+        await run_in_threadpool(on_clicks, found)

@@ -9,27 +9,23 @@ receiver does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from slack_sdk import WebClient
 from slack_sdk.socket_mode import SocketModeClient
 from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
-from sqlalchemy.engine import Engine
 
-from evalcore.slack.receiver import clicks, handle_clicks
-from evalcore.suite import Suite
+from evalcore.slack.receiver import OnClicks, clicks
 
 
 def socket_mode_client(
     *,
     app_token: str,
     web_client: WebClient,
-    engine: Callable[[], Engine],
-    suite: Callable[[], Suite],
+    on_clicks: OnClicks,
 ) -> SocketModeClient:
-    """A connected-on-demand Socket Mode client that records decisions; call `.connect()`."""
+    """A connected-on-demand Socket Mode client that hands each envelope's decision
+    buttons to `on_clicks` once it is acknowledged; call `.connect()`."""
     client = SocketModeClient(app_token=app_token, web_client=web_client)
 
     def on_request(socket: BaseSocketModeClient, request: SocketModeRequest) -> None:
@@ -37,7 +33,7 @@ def socket_mode_client(
         if request.type == "interactive" and isinstance(request.payload, dict):
             found = clicks(request.payload)
             if found:
-                handle_clicks(found, engine, suite, lambda: web_client)
+                on_clicks(found)
 
     client.socket_mode_request_listeners.append(on_request)
     return client

@@ -1,0 +1,1 @@
+"""The `evalcore` command: the typer app (`app`) and one module per command group."""

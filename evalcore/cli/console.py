@@ -1,0 +1,270 @@
+"""How results look on a terminal: rich tables, short verdict lines, quiet under CI."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from evalcore.results.summary import RunSummary
+from evalcore.results.verdict import RunVerdict
+from evalcore.run import Counters
+from evalcore.suite import Suite, SuiteError
+
+if TYPE_CHECKING:
+    from evalcore.monitor.steps import MonitorResult
+    from evalcore.results.history import RunOverview
+    from evalcore.store.tables import BaselineRow
+
+# Piped output (CI logs, files) gets a wide fixed width instead of rich's 80 columns, so
+# tables stay readable and a line keeps its `file:line` and ids whole.
+_PIPED_WIDTH = 160
+console = Console(width=None if sys.stdout.isatty() else _PIPED_WIDTH)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else _PIPED_WIDTH)
+
+
+def interactive() -> bool:
+    """Progress bars only for a person at a terminal, never in CI logs."""
+    return console.is_terminal and not os.environ.get("CI")
+
+
+@contextlib.asynccontextmanager
+async def run_progress(counters: Counters, label: str) -> AsyncIterator[None]:
+    """A live bar with done / errors / rate / ETA, fed from the engine's counters."""
+    if not interactive():
+        yield
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("[red]{task.fields[errors]} errors"),
+        TextColumn("{task.fields[rate]:.0f}/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    task = progress.add_task(label, total=None, errors=0, rate=0.0)
+
+    async def refresh() -> None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            elapsed = max(loop.time() - started, 1e-9)
+            progress.update(
+                task,
+                total=max(counters.planned - counters.skipped, 1),
+                completed=counters.done,
+                errors=counters.errors,
+                rate=counters.done / elapsed,
+            )
+            await asyncio.sleep(0.1)
+
+    with progress:
+        ticker = asyncio.create_task(refresh())
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+
+
+def print_suite_error(error: SuiteError) -> None:
+    err_console.print(f"[bold red]The suite is not valid[/] ({len(error.issues)} problem(s)):")
+    for issue in error.issues:
+        # Never wrapped: CI log matchers and people grep for `file:line` on one line.
+        err_console.print(f"  {issue}", markup=False, highlight=False, soft_wrap=True)
+    err_console.print("Nothing was loaded.")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def suite_table(suite: Suite) -> Table:
+    counts = suite.counts()
+    table = Table(
+        title=f"Suite {suite.root}  ·  dataset {suite.version.short}", title_justify="left"
+    )
+    table.add_column("group")
+    table.add_column("value")
+    table.add_column("cases", justify="right")
+    for group in ("set", "severity", "tag"):
+        for value, count in sorted(counts.get(group, {}).items()):
+            table.add_row(group, value, str(count))
+    return table
+
+
+def summary_table(summary: RunSummary) -> Table:
+    table = Table(
+        title=(
+            f"Run {summary.run_id[:12]}  ·  {summary.route}  ·  dataset {summary.dataset[:12]}"
+            f"  ·  {summary.status}"
+        ),
+        title_justify="left",
+    )
+    for column in ("set", "cases", "results", "passed", "failed", "errors", "pass rate"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for row in summary.sets:
+        table.add_row(
+            row.set,
+            str(row.cases),
+            str(row.results),
+            f"[green]{row.passed}[/]",
+            f"[red]{row.failed}[/]" if row.failed else "0",
+            f"[yellow]{row.errors}[/]" if row.errors else "0",
+            _pct(row.pass_rate),
+        )
+    return table
+
+
+def print_summary(summary: RunSummary, *, elapsed_s: float | None = None) -> None:
+    console.print(summary_table(summary))
+    facts = [
+        f"latency p50 {_ms(summary.latency_p50_ms)}, p95 {_ms(summary.latency_p95_ms)}",
+        f"cost ${summary.cost_usd:.4f} (judge ${summary.judge_cost_usd:.4f} apart)",
+    ]
+    if elapsed_s:
+        facts.append(f"{summary.results} results in {elapsed_s:.1f} s")
+    console.print("  " + "  ·  ".join(facts))
+    if summary.errors_by_class:
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_class.items()))
+        console.print(f"  [yellow]errors (not failures):[/] {errors}")
+    if summary.failures:
+        console.print("[bold red]Failed cases[/]")
+        for failure in summary.failures:
+            console.print(f"  [bold]{failure.case_id}[/] #{failure.sample}", highlight=False)
+            for reason in failure.reasons:
+                console.print(f"      {reason}", markup=False, highlight=False)
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} ms"
+
+
+_VERDICT_STYLE = {"pass": "bold green", "fail": "bold red", "inconclusive": "bold yellow"}
+
+
+def runs_table(overviews: list[RunOverview]) -> Table:
+    table = Table(title="Runs, newest first", title_justify="left")
+    for column in (
+        "run",
+        "created (UTC)",
+        "release",
+        "sets",
+        "dataset",
+        "status",
+        "verdict",
+        "pass rates",
+        "p95",
+        "cost",
+    ):
+        table.add_column(column)
+    for o in overviews:
+        verdict = o.verdict.verdict.value
+        table.add_row(
+            o.run.id[:12],
+            o.run.created_at.strftime("%Y-%m-%d %H:%M"),
+            o.run.release or "—",
+            ",".join(o.run.sets),
+            o.run.dataset_hash[:12],
+            o.run.status,
+            f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]",
+            "  ".join(f"{s.set} {_pct(s.pass_rate)}" for s in o.summary.sets),
+            _ms(o.summary.latency_p95_ms),
+            f"${o.summary.cost_usd:.4f}",
+        )
+    return table
+
+
+def verdict_table(verdict: RunVerdict) -> Table:
+    value = verdict.verdict.value
+    table = Table(
+        title=f"Verdict: [{_VERDICT_STYLE[value]}]{value}[/] — {verdict.reason}",
+        title_justify="left",
+    )
+    for column in ("criterion", "threshold", "measured", "held", "detail"):
+        table.add_column(column)
+    marks = {True: "[green]yes[/]", False: "[red]no[/]", None: "[yellow]unknown[/]"}
+    for c in verdict.criteria:
+        table.add_row(c.name, c.threshold, c.measured, marks[c.held], c.detail)
+    if verdict.flaky:
+        table.caption = "flaky (mixed samples): " + ", ".join(verdict.flaky)
+    return table
+
+
+_SEVERITY_STYLE = {
+    "critical": "bold red",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+
+
+def _num(value: float | None, fmt: str = "{:.4g}") -> str:
+    return "—" if value is None else fmt.format(value)
+
+
+def findings_table(result: MonitorResult) -> Table:
+    """A monitoring run's findings: drift first (worst on top), then flaky and dataset."""
+    alarms = len(result.alarms)
+    title = (
+        f"Monitor {result.route}/{result.set}: run {result.run_id[:12]} vs baseline "
+        f"{(result.baseline_run_id or '')[:12]} — {alarms} alarm(s)"
+    )
+    table = Table(title=title, title_justify="left")
+    for column in ("severity", "kind", "metric", "scope", "baseline", "current", "effect", "p"):
+        table.add_column(column)
+    table.add_column("detail / proposal", overflow="fold")
+    for f in result.findings:
+        style = _SEVERITY_STYLE.get(f.severity, "")
+        table.add_row(
+            f"[{style}]{f.severity}[/]",
+            f.kind,
+            f.metric,
+            f.scope,
+            _num(f.baseline_value),
+            _num(f.current_value),
+            _num(f.effect, "{:+.3g}"),
+            _num(f.p_value, "{:.2g}"),
+            "; ".join(filter(None, [f.detail, f.proposal])),
+        )
+    return table
+
+
+def baselines_table(rows: list[BaselineRow]) -> Table:
+    table = Table(title="Baselines, newest first", title_justify="left")
+    for column in ("route", "set", "run", "accepted (UTC)", "by", "reason", "status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row.route,
+            row.set,
+            row.run_id[:12],
+            row.accepted_at.strftime("%Y-%m-%d %H:%M"),
+            row.accepted_by,
+            row.reason,
+            "[green]current[/]"
+            if row.superseded_at is None
+            else f"superseded {row.superseded_at:%Y-%m-%d %H:%M}",
+        )
+    return table

@@ -1,0 +1,216 @@
+"""The release gate: the blocking set for one release, judged against the scorecard.
+
+These are the steps the `release-gate` flow wraps one task each around; they need no
+Prefect, so `flows/release_gate.py` stays thin and the logic is tested on its own.
+A gate run for a release that has an unfinished run (killed, interrupted) on the same
+dataset and scorecard continues that run; a release gated after a finished run gets a
+new run, so history shows both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+
+from evalcore.exitcodes import ExitCode
+from evalcore.report.rendering import render
+from evalcore.results.summary import RunSummary, summarize_run
+from evalcore.results.verdict import RunVerdict, Verdict, case_passed, judge, load_case_results
+from evalcore.run.service import RunRequest, prepare_run, run_for_resume
+from evalcore.store.repository import get_run, latest_unfinished_run
+from evalcore.store.tables import RunRow
+from evalcore.suite import EvalSet, Suite
+from evalcore.suite.scorecard import Scorecard
+from evalcore.targets.http import display_url
+
+GATE_SETS: tuple[EvalSet, ...] = (EvalSet.blocking,)
+RELEASE_EVENT = "release.created"
+
+_EXIT_CODES = {
+    Verdict.passed: ExitCode.PASS,
+    Verdict.failed: ExitCode.FAIL,
+    Verdict.inconclusive: ExitCode.INCONCLUSIVE,
+}
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    """One gate run as asked by the CLI, a trigger or a manual deployment run.
+
+    URLs are full, or masked by `keep_full_url` in this process (what a flow passes on).
+    """
+
+    release: str
+    target_url: str | None = None
+    model: str | None = None
+    judge_url: str | None = None
+    trigger: str = "gate"
+
+
+class CriterionLine(BaseModel):
+    name: str
+    threshold: str
+    measured: str
+    held: bool | None
+    detail: str = ""
+
+
+class GateResult(BaseModel):
+    """What a gate run concluded; the flow's result and `evalcore gate --json`."""
+
+    release: str
+    run_id: str
+    resumed: bool
+    verdict: Verdict
+    reason: str
+    exit_code: int
+    criteria: list[CriterionLine]
+    failed_cases: list[str]
+    flaky: list[str]
+    results: int
+    errors: int
+    run_seconds: float | None = None  # the engine's run phase in this gate run
+    report_path: str | None = None
+    junit_path: str | None = None
+
+    @property
+    def short_id(self) -> str:
+        return self.run_id[:12]
+
+
+def exit_code(verdict: Verdict) -> ExitCode:
+    return _EXIT_CODES[verdict]
+
+
+def open_gate_run(engine: Engine, suite: Suite, request: GateRequest) -> tuple[RunRow, bool]:
+    """The run this gate continues (killed earlier, same release/dataset/target) or a new one.
+
+    Returns the run and whether it is resumed.
+    """
+    unfinished = latest_unfinished_run(
+        engine,
+        release=request.release,
+        sets=[s.value for s in GATE_SETS],
+        dataset_hash=suite.version.hash,
+        scorecard_version=suite.scorecard_version,
+    )
+    if unfinished is not None and _same_target(unfinished, request):
+        resumed = run_for_resume(
+            engine,
+            suite,
+            unfinished.id,
+            target_url=request.target_url,
+            judge_url=request.judge_url,
+        )
+        return resumed, True
+    run = prepare_run(
+        engine,
+        suite,
+        RunRequest(
+            sets=GATE_SETS,
+            trigger=request.trigger,
+            release=request.release,
+            target_url=request.target_url,
+            model=request.model,
+            judge_url=request.judge_url,
+        ),
+    )
+    return run, False
+
+
+def _same_target(run: RunRow, request: GateRequest) -> bool:
+    """Compared as stored: masked, so a run started with other credentials still matches."""
+    settings = run.settings
+    return (
+        _shown(settings.get("target_url")) == _shown(request.target_url)
+        and settings.get("model") == request.model
+        and _shown(settings.get("judge_url")) == _shown(request.judge_url)
+    )
+
+
+def _shown(url: str | None) -> str | None:
+    return display_url(url) if url is not None else None
+
+
+def gate_result(
+    engine: Engine,
+    run_id: str,
+    *,
+    resumed: bool,
+    run_seconds: float | None = None,
+    report_path: Path | None = None,
+    junit_path: Path | None = None,
+) -> tuple[GateResult, RunSummary, RunVerdict]:
+    """Judge a finished gate run and, when asked, write its HTML report and JUnit XML."""
+    run = get_run(engine, run_id)
+    if run is None:
+        raise KeyError(run_id)
+    # With its failures: the HTML report lists them; the gate's own lines ignore them.
+    summary = summarize_run(engine, run.id)
+    # Judged against the scorecard stored with the run, as `runs show` does.
+    scorecard = Scorecard.model_validate(run.scorecard)
+    cases = load_case_results(engine, run.id)
+    verdict = judge(cases, scorecard)
+    if report_path is not None:
+        from evalcore.report.html import write_report
+
+        write_report(engine, run, summary, verdict, report_path)
+    if junit_path is not None:
+        from evalcore.report.junit import write_junit
+
+        write_junit(engine, run, verdict, junit_path)
+    failed = sorted(c.case_id for c in cases if case_passed(c, scorecard.samples) is False)
+    result = GateResult(
+        release=run.release or "",
+        run_id=run.id,
+        resumed=resumed,
+        verdict=verdict.verdict,
+        reason=verdict.reason,
+        exit_code=int(exit_code(verdict.verdict)),
+        criteria=[CriterionLine(**c.__dict__) for c in verdict.criteria],
+        failed_cases=failed,
+        flaky=verdict.flaky,
+        results=summary.results,
+        errors=summary.errors,
+        run_seconds=run_seconds,
+        report_path=str(report_path) if report_path else None,
+        junit_path=str(junit_path) if junit_path else None,
+    )
+    return result, summary, verdict
+
+
+def default_report_path(home: Path, release: str, run_id: str) -> Path:
+    return home / "reports" / f"gate-{slug(release)}-{run_id[:12]}.html"
+
+
+def slug(text: str) -> str:
+    """Lowercase letters, digits and dashes: what Prefect artifact keys accept."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "release"
+
+
+def artifact_key(release: str) -> str:
+    return f"release-gate-{slug(release)}"
+
+
+def gate_markdown(result: GateResult, summary: RunSummary) -> str:
+    """The Markdown artifact of a gate run (also what a CI job can paste into a comment)."""
+    return render("gate.md.j2", result=result, summary=summary)
+
+
+def criteria_table(result: GateResult) -> list[dict[str, Any]]:
+    """The table artifact: one row per criterion."""
+    return [
+        {
+            "criterion": c.name,
+            "threshold": c.threshold,
+            "measured": c.measured,
+            "held": {True: "yes", False: "NO", None: "not measured"}[c.held],
+            "detail": c.detail,
+        }
+        for c in result.criteria
+    ]

@@ -1,0 +1,261 @@
+"""`evalcore up` / `make serve`: the local stack on loopback, started and stopped as one.
+
+A Prefect server (its own SQLite under EVALCORE_HOME unless PREFECT_HOME or
+PREFECT_SERVER_DATABASE_CONNECTION_URL say otherwise), the bundled reference target, and
+`deployments/serve.py` serving the deployments with their triggers. Each child runs in its
+own process group with its output in `EVALCORE_HOME/logs/`, so stopping the stack stops
+everything those children started too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from evalcore.local.reference import Knobs, ReferenceServer
+
+GATE_DEPLOYMENT_PATH = "release-gate/release-gate"
+
+
+class StackError(Exception):
+    """A part of the stack could not start; the message says which and why."""
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
+
+
+@dataclass
+class ManagedProcess:
+    """A child in its own process group, logging to a file."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    log_path: Path
+    cwd: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+    _log: IO[bytes] | None = None
+
+    def start(self) -> ManagedProcess:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command,
+            env=self.env,
+            cwd=self.cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM to the whole group, SIGKILL after `timeout_s`, then to any straggler."""
+        process = self.process
+        if process is not None:
+            if process.poll() is None:
+                _signal_group(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=timeout_s)
+                except subprocess.TimeoutExpired:
+                    _signal_group(process.pid, signal.SIGKILL)
+                    process.wait(timeout=5)
+            _signal_group(process.pid, signal.SIGKILL)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _wait(what: str, ready: Callable[[], bool], child: ManagedProcess, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise StackError(f"{what} exited before it was ready; its log:\n{child.tail()}")
+        if ready():
+            return
+        time.sleep(0.25)
+    raise StackError(f"{what} was not ready within {timeout_s:g} s; its log:\n{child.tail()}")
+
+
+def _get_ok(url: str) -> httpx.Response | None:
+    try:
+        response = httpx.get(url, timeout=2.0)
+    except httpx.HTTPError:
+        return None
+    return response if response.status_code == 200 else None
+
+
+@dataclass
+class Stack:
+    api_url: str
+    target_url: str | None
+    logs: Path
+    children: list[ManagedProcess] = field(default_factory=list)
+    reference: ReferenceServer | None = None
+
+    def stop(self) -> None:
+        """Stop in reverse order of start: deployments, reference target, server."""
+        for child in reversed(self.children[1:]):
+            child.stop()
+        if self.reference is not None:
+            self.reference.stop()
+            self.reference = None
+        if self.children:
+            self.children[0].stop()
+        self.children.clear()
+
+    def failed_child(self) -> ManagedProcess | None:
+        return next((c for c in self.children if not c.alive()), None)
+
+
+def start_stack(
+    *,
+    home: Path,
+    project: Path,
+    suite: Path,
+    port: int = 4200,
+    reference_port: int | None = 8765,
+    host: str = "127.0.0.1",
+    ui: bool = True,
+    startup_timeout_s: float = 90.0,
+    on_step: Callable[[str], None] = lambda _: None,
+) -> Stack:
+    """Start the server, the reference target (unless `reference_port` is None) and the
+    served deployments; on any failure everything already started is stopped again."""
+    if port_in_use(host, port):
+        raise StackError(
+            f"{host}:{port} is already in use (another Prefect server?); choose --port"
+        )
+    if reference_port is not None and port_in_use(host, reference_port):
+        raise StackError(
+            f"{host}:{reference_port} is already in use; choose --reference-port or --no-reference"
+        )
+    logs = home / "logs"
+    api_url = f"http://{host}:{port}/api"
+    env = prefect_env(home)
+    env["PREFECT_API_URL"] = api_url
+    env["EVALCORE_HOME"] = str(home.resolve())
+    env["EVALCORE_SUITE"] = str(suite.resolve())
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project), env.get("PYTHONPATH")]))
+    stack = Stack(api_url=api_url, target_url=None, logs=logs)
+    try:
+        on_step(f"Prefect server on {api_url}")
+        stack.children.append(
+            start_prefect_server(
+                env,
+                logs / "prefect-server.log",
+                host=host,
+                port=port,
+                ui=ui,
+                cwd=project,
+                timeout_s=startup_timeout_s,
+            )
+        )
+        if reference_port is not None:
+            on_step(f"reference target on http://{host}:{reference_port}/v1")
+            stack.reference = ReferenceServer(Knobs(), port=reference_port, host=host).start()
+            stack.target_url = stack.reference.base_url
+            env["EVALCORE_TARGET_URL"] = stack.target_url
+            env["EVALCORE_JUDGE_URL"] = stack.target_url
+        on_step("deployments/serve.py: release-gate, triggered by release.created")
+        started = dt.datetime.now(dt.UTC)
+        served = ManagedProcess(
+            "deployments",
+            [sys.executable, "-m", "deployments.serve"],
+            env,
+            logs / "serve.log",
+            cwd=project,
+        ).start()
+        stack.children.append(served)
+        _wait(
+            "deployments/serve.py",
+            lambda: _polled_since(api_url, GATE_DEPLOYMENT_PATH, started),
+            served,
+            startup_timeout_s,
+        )
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def prefect_env(home: Path) -> dict[str, str]:
+    """The environment for Prefect processes of the local stack: state under EVALCORE_HOME
+    unless PREFECT_HOME is set, and no telemetry (there is no network to send it to)."""
+    env = dict(os.environ)
+    env.setdefault("PREFECT_HOME", str((home / "prefect").resolve()))
+    env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    return env
+
+
+def start_prefect_server(
+    env: dict[str, str],
+    log_path: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int,
+    ui: bool = False,
+    cwd: Path | None = None,
+    timeout_s: float = 90.0,
+) -> ManagedProcess:
+    """`prefect server start` on `host:port`, returned once `/api/health` answers."""
+    server = ManagedProcess(
+        "prefect server",
+        [
+            *(sys.executable, "-m", "prefect", "server", "start"),
+            *("--host", host, "--port", str(port), "--ui" if ui else "--no-ui"),
+        ],
+        env,
+        log_path,
+        cwd=cwd,
+    ).start()
+    api_url = f"http://{host}:{port}/api"
+    try:
+        _wait(
+            "the Prefect server",
+            lambda: _get_ok(f"{api_url}/health") is not None,
+            server,
+            timeout_s,
+        )
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _polled_since(api_url: str, deployment: str, since: dt.datetime) -> bool:
+    """The runner has picked the deployment up (it polls as soon as it serves)."""
+    response = _get_ok(f"{api_url}/deployments/name/{deployment}")
+    if response is None:
+        return False
+    polled = response.json().get("last_polled")
+    return bool(polled) and dt.datetime.fromisoformat(polled) >= since

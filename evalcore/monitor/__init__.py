@@ -1,0 +1,2 @@
+"""Nightly monitoring: drift statistics against a stored baseline (`drift`), the
+baselines owners accept (`baseline`), and the nightly monitor's steps (`steps`)."""

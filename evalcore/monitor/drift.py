@@ -1,0 +1,705 @@
+"""Drift: what changed between a monitoring run and its accepted baseline, and whether it
+is more than noise.
+
+A nightly run is compared case by case with the baseline run. Cases whose definition
+changed (added, removed, or edited: a different case hash) are reported as dataset
+changes and kept out of every statistic, because a changed case measures something else.
+On the remaining ("comparable") cases scored on both sides:
+
+- pass rate per set and per tag, over scored samples (errors are not failures): a 2x2
+  test, Fisher's exact test when an expected count is below 5, else the chi-squared
+  two-proportion test;
+- per case, Fisher's exact test on its sample counts; a case that went from passing every
+  sample to failing every sample (or back) is reported as a flip, significant or not;
+- for the route: latency and cost per call (Mann-Whitney U), error rate (as pass rate).
+
+All of these p-values form one family, adjusted with Benjamini-Hochberg at level
+q = min(alpha, fdr), so that both the scorecard's per-test alpha and its false discovery
+rate hold. When the target did not change every hypothesis is null; BH then bounds the
+family-wise error by q (proved for independent and positively dependent tests; the
+overlapping scopes here, a set and its tags, a case and its tag, move together), so the
+chance that a run raises any alarm is at most min(alpha, fdr), and the minimum-effect
+filter only removes findings. `tests/test_drift.py` checks the rate on 50 repeated runs
+of an unchanged, nondeterministic target. It rests on samples being independent draws,
+as a target's sampling nondeterminism is; a difference between two runs that is not the
+target's own (a loaded machine on one night) is a real difference to these tests.
+
+Flaky cases (mixed samples in the current run) are reported apart: they are a property
+of the case, not a change of the route.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+import orjson
+from scipy import stats
+from sqlalchemy.engine import Engine
+
+from evalcore.results.verdict import CaseResults, SampleResult
+from evalcore.store.repository import get_run
+from evalcore.suite.scorecard import DriftSettings
+
+__all__ = [
+    "Finding",
+    "FindingKind",
+    "RunSnapshot",
+    "Severity",
+    "analyse",
+    "load_snapshot",
+]
+
+
+class Severity(StrEnum):
+    """How urgently a finding needs a person; `rank` orders them (info=0 ... critical=4)."""
+
+    info = "info"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    @classmethod
+    def parse(cls, text: str) -> Severity:
+        """A severity from user input (config, CLI), with the allowed values on error."""
+        try:
+            return cls(text.strip().lower())
+        except ValueError:
+            allowed = ", ".join(s.value for s in cls)
+            raise ValueError(f"unknown severity {text!r} (allowed: {allowed})") from None
+
+
+_RANKS: dict[Severity, int] = {s: i for i, s in enumerate(Severity)}
+
+
+class FindingKind(StrEnum):
+    drift = "drift"
+    dataset_change = "dataset_change"
+    flaky = "flaky"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding; its fields are the columns of `DriftFindingRow` (see `row_values`)."""
+
+    kind: FindingKind
+    metric: str
+    scope: str  # set:<name>, tag:<name>, case:<id>, route
+    severity: Severity
+    detail: str = ""
+    baseline_value: float | None = None
+    current_value: float | None = None
+    effect: float | None = None
+    p_value: float | None = None  # raw; the BH-adjusted one is in `detail`
+    ci_low: float | None = None
+    ci_high: float | None = None
+    proposal: str | None = None
+
+    @property
+    def alarm(self) -> bool:
+        """Drift someone should look at; dataset changes and flaky cases never are."""
+        return self.kind is FindingKind.drift and self.severity.rank >= Severity.low.rank
+
+    def row_values(self) -> dict[str, Any]:
+        """The `DriftFindingRow` columns this finding fills (run, route and baseline apart)."""
+        return {
+            "kind": self.kind.value,
+            "metric": self.metric,
+            "scope": self.scope,
+            "severity": self.severity.value,
+            "detail": self.detail,
+            "baseline_value": self.baseline_value,
+            "current_value": self.current_value,
+            "effect": self.effect,
+            "p_value": self.p_value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "proposal": self.proposal,
+        }
+
+
+@dataclass(frozen=True)
+class RunSnapshot:
+    """A run's results by case, with each case's hash in the run's dataset version."""
+
+    run_id: str
+    dataset_hash: str
+    cases: list[CaseResults]
+    hashes: dict[str, str]  # case id -> case hash, for every case of the dataset version
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Build tens of thousands of small acyclic objects without the cyclic collector
+    rescanning all of them every few hundred allocations (half the time otherwise)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+_META_SQL = (
+    "SELECT c.case_id, c.case_hash, c.severity, c.tags, c.dataset_hash FROM dataset_case AS c "
+    "JOIN run ON run.dataset_hash = c.dataset_hash WHERE run.id = {marker}"
+)
+_RESULTS_SQL = (
+    'SELECT case_id, "set", passed, latency_ms, cost_usd, judge_cost_usd FROM case_result '
+    "WHERE run_id = {marker} ORDER BY case_id, sample"
+)
+_PASSED: dict[object, bool | None] = {None: None, 0: False, 1: True}  # SQLite's 0/1, PG's bools
+
+
+def load_snapshot(engine: Engine, run_id: str) -> RunSnapshot:
+    """A run as `analyse` reads it, in two queries (its dataset's cases, its results).
+
+    Nightly runs hold tens of thousands of results, so the rows go straight from the
+    driver's cursor (as `insert_results` writes them) and become `CaseResults` in one
+    pass, in case order from the (run, case, sample) unique index; tags are parsed once
+    per distinct JSON text. A plain cursor also reads without opening a write
+    transaction on SQLite (the engine's `BEGIN IMMEDIATE`), so it never waits on writers.
+    """
+    marker = "?" if engine.dialect.name == "sqlite" else "%s"
+    with _collector_paused():
+        with engine.connect() as conn, closing(conn.connection.cursor()) as cursor:
+            cursor.execute(_META_SQL.format(marker=marker), (run_id,))
+            meta_rows = cursor.fetchall()
+            result_rows = None
+            if meta_rows:
+                cursor.execute(_RESULTS_SQL.format(marker=marker), (run_id,))
+                result_rows = cursor.fetchall()
+        if result_rows is not None:
+            dataset_hash: str = meta_rows[0][4]
+        else:  # a short id, an unknown run, or a dataset without cases
+            found = get_run(engine, run_id)
+            if found is None:
+                raise KeyError(run_id)
+            if found.id != run_id:
+                return load_snapshot(engine, found.id)
+            dataset_hash = found.dataset_hash
+            with engine.connect() as conn, closing(conn.connection.cursor()) as cursor:
+                cursor.execute(_RESULTS_SQL.format(marker=marker), (run_id,))
+                result_rows = cursor.fetchall()
+        return RunSnapshot(run_id, dataset_hash, *_build_cases(meta_rows, result_rows))
+
+
+def _build_cases(
+    meta_rows: Sequence[Sequence[Any]], result_rows: Sequence[Sequence[Any]]
+) -> tuple[list[CaseResults], dict[str, str]]:
+    parsed_tags: dict[str, tuple[str, ...]] = {}
+    hashes: dict[str, str] = {}
+    meta: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for case_id, case_hash, severity, raw_tags, _ in meta_rows:
+        tags = parsed_tags.get(raw_tags)
+        if tags is None:
+            tags = parsed_tags[raw_tags] = tuple(orjson.loads(raw_tags))
+        hashes[case_id] = case_hash
+        meta[case_id] = (severity, tags)
+    unknown: tuple[str, tuple[str, ...]] = ("medium", ())  # as load_case_results does
+    cases: list[CaseResults] = []
+    append = cases.append
+    passed_of = _PASSED
+    current: str | None = None
+    set_name = ""
+    samples: list[SampleResult] = []
+    for case_id, set_, passed, latency_ms, cost_usd, judge_cost_usd in result_rows:
+        if case_id != current:
+            if current is not None:
+                append(CaseResults(current, set_name, *meta.get(current, unknown), tuple(samples)))
+            current, set_name, samples = case_id, set_, []
+        samples.append(SampleResult(passed_of[passed], latency_ms, cost_usd, judge_cost_usd))
+    if current is not None:
+        append(CaseResults(current, set_name, *meta.get(current, unknown), tuple(samples)))
+    return cases, hashes
+
+
+# --------------------------------------------------------------------------- statistics
+
+FLAKY_PROPOSAL = (
+    "stabilise the expectation, or raise samples and use `samples: {mode: at_least, ...}`"
+)
+FLAKY_BLOCKING_PROPOSAL = "move it to the monitoring set until it is stable"
+
+Counts = tuple[int, int, int, int]  # baseline passes, failures; current passes, failures
+
+
+def _two_by_two_p(counts: Counts) -> float:
+    """Two-sided p of "baseline and current pass alike": Fisher's exact test when an
+    expected count is below 5 (where the chi-squared approximation is poor), else the
+    chi-squared two-proportion test."""
+    a, b, c, d = counts
+    n = a + b + c + d
+    if n == 0:
+        return 1.0
+    expected_min = min(a + b, c + d) * min(a + c, b + d) / n
+    if expected_min < 5:
+        p = float(stats.fisher_exact([[a, b], [c, d]], alternative="two-sided").pvalue)
+    else:
+        p = float(stats.chi2_contingency([[a, b], [c, d]], correction=False).pvalue)
+    return _clean(p)
+
+
+def _clean(p: float) -> float:
+    return 1.0 if math.isnan(p) else min(max(p, 0.0), 1.0)
+
+
+def _wilson(successes: int, n: int, alpha: float) -> tuple[float, float]:
+    ci = stats.binomtest(successes, n).proportion_ci(confidence_level=1 - alpha, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def _mann_whitney_p(base: np.ndarray[Any, Any], cur: np.ndarray[Any, Any]) -> float:
+    return _clean(float(stats.mannwhitneyu(base, cur, alternative="two-sided").pvalue))
+
+
+def _drift_severity(effect: float, worse: bool, min_effect: float) -> Severity:
+    if not worse:
+        return Severity.low
+    return Severity.high if abs(effect) >= 2 * min_effect else Severity.medium
+
+
+def _adjusted(p: float, adjusted: float) -> str:
+    return f"p={p:.3g}, BH-adjusted p={adjusted:.3g}"
+
+
+def _scored(samples: Sequence[SampleResult]) -> tuple[int, int]:
+    """(passes, failures) among a case's samples; errors are neither."""
+    passes = fails = 0
+    for sample in samples:
+        passed = sample.passed
+        if passed is True:
+            passes += 1
+        elif passed is False:
+            fails += 1
+    return passes, fails
+
+
+@dataclass(frozen=True)
+class _Test:
+    """A p-value of the family, and how it becomes a finding once BH has spoken."""
+
+    p: float
+    effect: float  # relative for latency and cost, absolute for rates
+    make: Callable[[float, bool], Finding | None]  # (adjusted p, significant) -> finding
+
+
+@dataclass(frozen=True)
+class _Flip:
+    index: int  # of its p-value among the per-case tests
+    case: CaseResults
+    counts: Counts
+
+
+def _dataset_changes(
+    current: RunSnapshot, baseline: RunSnapshot
+) -> tuple[list[Finding], list[tuple[CaseResults, CaseResults]], list[CaseResults]]:
+    """Dataset findings, the comparable (baseline, current) pairs, and the new cases."""
+    findings: list[Finding] = []
+    added: list[CaseResults] = []
+    same_dataset = current.hashes == baseline.hashes  # then every common case is comparable
+    if same_dataset and [c.case_id for c in current.cases] == [c.case_id for c in baseline.cases]:
+        return findings, list(zip(baseline.cases, current.cases, strict=True)), added  # nightly
+    pairs: list[tuple[CaseResults, CaseResults]] = []
+    base_by_id = {case.case_id: case for case in baseline.cases}
+    for case in current.cases:
+        case_id = case.case_id
+        base_case = base_by_id.pop(case_id, None)
+        if base_case is None:
+            findings.append(
+                Finding(
+                    FindingKind.dataset_change,
+                    "added",
+                    f"case:{case_id}",
+                    Severity.info,
+                    "in the dataset then, but not run in the baseline"
+                    if case_id in baseline.hashes
+                    else "new since the baseline's dataset version",
+                )
+            )
+            added.append(case)
+            continue
+        if not same_dataset:
+            now, then = current.hashes.get(case_id), baseline.hashes.get(case_id)
+            if now is None or now != then:
+                findings.append(
+                    Finding(
+                        FindingKind.dataset_change,
+                        "changed",
+                        f"case:{case_id}",
+                        Severity.info,
+                        f"edited since the baseline (case hash {(then or '?')[:12]} -> "
+                        f"{(now or '?')[:12]}): left out of every comparison",
+                    )
+                )
+                continue
+        pairs.append((base_case, case))
+    for case_id in base_by_id:  # run in the baseline only
+        findings.append(
+            Finding(
+                FindingKind.dataset_change,
+                "removed",
+                f"case:{case_id}",
+                Severity.info,
+                "still in the dataset, but not run now"
+                if case_id in current.hashes
+                else "no longer in the dataset",
+            )
+        )
+    return findings, pairs, added
+
+
+def _flaky_finding(case: CaseResults, passes: int, fails: int, base_rate: float | None) -> Finding:
+    proposal = FLAKY_PROPOSAL
+    if case.set == "blocking":
+        proposal += "; " + FLAKY_BLOCKING_PROPOSAL
+    return Finding(
+        FindingKind.flaky,
+        "pass_fraction",
+        f"case:{case.case_id}",
+        Severity.low,
+        f"{passes}/{passes + fails} scored samples passed at one dataset version and target",
+        baseline_value=base_rate,
+        current_value=passes / (passes + fails),
+        proposal=proposal,
+    )
+
+
+def _rate_test(
+    scope: str,
+    metric: str,
+    counts: Counts,
+    settings: DriftSettings,
+    *,
+    higher_is_worse: bool,
+    label: str,
+) -> _Test | None:
+    """Two proportions (pass rate, error rate) compared; None when a side has no data."""
+    base_yes, base_no, cur_yes, cur_no = counts
+    base_n, cur_n = base_yes + base_no, cur_yes + cur_no
+    if not base_n or not cur_n:
+        return None
+    base_rate, cur_rate = base_yes / base_n, cur_yes / cur_n
+    effect = cur_rate - base_rate
+    p = _two_by_two_p(counts)
+
+    def make(adjusted: float, significant: bool) -> Finding | None:
+        if not significant:
+            return None
+        ci_low, ci_high = _wilson(cur_yes, cur_n, settings.alpha)
+        worse = effect > 0 if higher_is_worse else effect < 0
+        return Finding(
+            FindingKind.drift,
+            metric,
+            scope,
+            _drift_severity(effect, worse, settings.min_effect),
+            f"{label} {base_rate:.1%} ({base_yes}/{base_n} samples) -> {cur_rate:.1%} "
+            f"({cur_yes}/{cur_n}); {_adjusted(p, adjusted)}",
+            baseline_value=base_rate,
+            current_value=cur_rate,
+            effect=effect,
+            p_value=p,
+            ci_low=ci_low,
+            ci_high=ci_high,
+        )
+
+    return _Test(p, effect, make)
+
+
+MAX_UNSURE_FLIPS = 25
+
+
+def _capped_unsure_flips(unsure: list[Finding]) -> list[Finding]:
+    """Flips too thin to test (one sample each) are listed up to a cap, then summed up in
+    one line: on a large single-sample run they are thousands of coin tosses, not news."""
+    if len(unsure) <= MAX_UNSURE_FLIPS:
+        return unsure
+    unsure.sort(key=lambda f: f.scope)
+    rest = unsure[MAX_UNSURE_FLIPS:]
+    named = ", ".join(f.scope.removeprefix("case:") for f in rest[:10])
+    summary = Finding(
+        FindingKind.drift,
+        "untested_flips",
+        "route",
+        Severity.info,
+        f"{len(rest)} more case(s) flipped with too few samples to tell "
+        f"(e.g. {named}{', ...' if len(rest) > 10 else ''}); raise `samples` to test them",
+        current_value=float(len(rest)),
+    )
+    return [*unsure[:MAX_UNSURE_FLIPS], summary]
+
+
+def _flip_finding(
+    flip: _Flip,
+    p: float,
+    adjusted: float,
+    significant: bool,
+    details: dict[tuple[Counts, float, bool], str],
+) -> Finding:
+    """A flip; `details` memoises the text, shared by the many flips with equal counts."""
+    base_pass, base_fail, cur_pass, cur_fail = flip.counts
+    to_fail = base_fail == 0
+    key = (flip.counts, adjusted, significant)
+    detail = details.get(key)
+    if detail is None:
+        counts = (
+            f"passed {base_pass}/{base_pass + base_fail} samples in the baseline, "
+            f"{cur_pass}/{cur_pass + cur_fail} now"
+        )
+        if significant:
+            detail = f"{counts}; Fisher exact {_adjusted(p, adjusted)}"
+        else:
+            detail = f"{counts}; too few samples to tell ({_adjusted(p, adjusted)})"
+        details[key] = detail
+    if not significant:
+        severity = Severity.info
+    elif not to_fail:
+        severity = Severity.low  # an improvement
+    elif flip.case.severity == "critical":
+        severity = Severity.critical
+    elif flip.case.severity == "high":
+        severity = Severity.high
+    else:
+        severity = Severity.medium
+    base_rate = 1.0 if to_fail else 0.0
+    return Finding(
+        FindingKind.drift,
+        "flip_pass_to_fail" if to_fail else "flip_fail_to_pass",
+        f"case:{flip.case.case_id}",
+        severity,
+        detail,
+        baseline_value=base_rate,
+        current_value=1.0 - base_rate,
+        effect=1.0 - 2 * base_rate,
+        p_value=p,
+    )
+
+
+def _route_tests(
+    pairs: Sequence[tuple[CaseResults, CaseResults]], settings: DriftSettings
+) -> list[_Test]:
+    """Latency, cost per case and error rate of the route over the comparable cases."""
+    base_samples = [s for base, _ in pairs for s in base.samples]
+    cur_samples = [s for _, cur in pairs for s in cur.samples]
+    tests: list[_Test] = []
+    latency = _latency_test(
+        np.array([s.latency_ms for s in base_samples if s.latency_ms is not None], dtype=float),
+        np.array([s.latency_ms for s in cur_samples if s.latency_ms is not None], dtype=float),
+        settings,
+    )
+    if latency is not None:
+        tests.append(latency)
+    cost = _cost_test(base_samples, cur_samples, len(pairs), settings)
+    if cost is not None:
+        tests.append(cost)
+    base_errors = sum(1 for s in base_samples if s.passed is None)
+    cur_errors = sum(1 for s in cur_samples if s.passed is None)
+    errors = _rate_test(
+        "route",
+        "error_rate",
+        (base_errors, len(base_samples) - base_errors, cur_errors, len(cur_samples) - cur_errors),
+        settings,
+        higher_is_worse=True,
+        label="error rate",
+    )
+    if errors is not None:
+        tests.append(errors)
+    return tests
+
+
+def _latency_test(
+    base: np.ndarray[Any, Any], cur: np.ndarray[Any, Any], settings: DriftSettings
+) -> _Test | None:
+    """Mann-Whitney U on successful calls' latencies; the effect is the median's change."""
+    if not base.size or not cur.size:
+        return None
+    base_p50, base_p95 = (float(v) for v in np.percentile(base, [50, 95]))
+    cur_p50, cur_p95 = (float(v) for v in np.percentile(cur, [50, 95]))
+    if base_p50 <= 0:
+        return None  # no relative change to speak of
+    effect = cur_p50 / base_p50 - 1
+    return _route_test(
+        "latency",
+        _mann_whitney_p(base, cur),
+        effect,
+        (base_p95, cur_p95),
+        f"p95 {base_p95:.0f} -> {cur_p95:.0f} ms, p50 {base_p50:.0f} -> {cur_p50:.0f} ms "
+        f"(median {effect:+.1%}); Mann-Whitney U",
+        settings,
+    )
+
+
+def _cost_test(
+    base_samples: Sequence[SampleResult],
+    cur_samples: Sequence[SampleResult],
+    cases: int,
+    settings: DriftSettings,
+) -> _Test | None:
+    """Mann-Whitney U on the cost of each answered call; the effect is the relative change
+    of the mean cost per case (the same cases on both sides)."""
+    base = np.array([s.cost_usd for s in base_samples if s.passed is not None], dtype=float)
+    cur = np.array([s.cost_usd for s in cur_samples if s.passed is not None], dtype=float)
+    base_total = sum(s.cost_usd for s in base_samples)
+    if not base.size or not cur.size or not cases or base_total <= 0:
+        return None  # nothing priced: no relative change to speak of
+    base_value = base_total / cases
+    cur_value = sum(s.cost_usd for s in cur_samples) / cases
+    effect = cur_value / base_value - 1
+    return _route_test(
+        "cost_per_case",
+        _mann_whitney_p(base, cur),
+        effect,
+        (base_value, cur_value),
+        f"mean cost per case ${base_value:.6f} -> ${cur_value:.6f} ({effect:+.1%}); "
+        "Mann-Whitney U on the cost per call",
+        settings,
+    )
+
+
+def _route_test(
+    metric: str,
+    p: float,
+    effect: float,
+    values: tuple[float, float],
+    described: str,
+    settings: DriftSettings,
+) -> _Test:
+    """A route-level test where higher is worse (latency, cost); reported only when
+    significant, its detail `described` followed by the adjusted p."""
+
+    def make(adjusted: float, significant: bool) -> Finding | None:
+        if not significant:
+            return None
+        return Finding(
+            FindingKind.drift,
+            metric,
+            "route",
+            _drift_severity(effect, effect > 0, settings.min_effect),
+            f"{described} {_adjusted(p, adjusted)}",
+            baseline_value=values[0],
+            current_value=values[1],
+            effect=effect,
+            p_value=p,
+        )
+
+    return _Test(p, effect, make)
+
+
+def analyse(current: RunSnapshot, baseline: RunSnapshot, settings: DriftSettings) -> list[Finding]:
+    """Every finding of `current` against `baseline`, most severe first, then by scope.
+
+    Pure: no I/O. Dataset changes and flaky cases are always reported; drift only when
+    significant after one Benjamini-Hochberg adjustment over all tests and at least
+    `min_effect` large, except flips, which are reported either way (as info when the
+    samples are too few to tell).
+    """
+    with _collector_paused():
+        return _analyse(current, baseline, settings)
+
+
+def _analyse(current: RunSnapshot, baseline: RunSnapshot, settings: DriftSettings) -> list[Finding]:
+    findings, pairs, added = _dataset_changes(current, baseline)
+
+    # One pass over the comparable cases: flaky ones, per-case tests (memoised: most
+    # cases share their counts), and counts per (set, tags) combination. A case scored on
+    # one side only (all errors on the other) is left out of the rates, so that both
+    # sides of every rate cover the same cases.
+    fisher_memo: dict[Counts, float] = {}
+    case_ps: list[float] = []
+    flips: list[_Flip] = []
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    for base_case, case in pairs:
+        base_pass = base_fail = cur_pass = cur_fail = 0
+        for sample in base_case.samples:  # inlined: this loop runs once per case
+            if sample.passed is True:
+                base_pass += 1
+            elif sample.passed is False:
+                base_fail += 1
+        for sample in case.samples:
+            if sample.passed is True:
+                cur_pass += 1
+            elif sample.passed is False:
+                cur_fail += 1
+        base_n = base_pass + base_fail
+        if cur_pass and cur_fail:
+            findings.append(
+                _flaky_finding(case, cur_pass, cur_fail, base_pass / base_n if base_n else None)
+            )
+        if not base_n or not cur_pass + cur_fail:
+            continue
+        counts = (base_pass, base_fail, cur_pass, cur_fail)
+        p = fisher_memo.get(counts)
+        if p is None:
+            p = fisher_memo[counts] = _clean(
+                float(stats.fisher_exact([[base_pass, base_fail], [cur_pass, cur_fail]]).pvalue)
+            )
+        if (not base_fail and not cur_pass) or (not base_pass and not cur_fail):
+            flips.append(_Flip(len(case_ps), case, counts))
+        case_ps.append(p)
+        group = groups.get((case.set, case.tags))
+        if group is None:
+            group = groups[(case.set, case.tags)] = [0, 0, 0, 0]
+        group[0] += base_pass
+        group[1] += base_fail
+        group[2] += cur_pass
+        group[3] += cur_fail
+    for case in added:
+        cur_pass, cur_fail = _scored(case.samples)
+        if cur_pass and cur_fail:
+            findings.append(_flaky_finding(case, cur_pass, cur_fail, None))
+
+    scopes: dict[str, list[int]] = {}
+    for (set_name, tags), group in groups.items():
+        for scope in (f"set:{set_name}", *(f"tag:{tag}" for tag in tags)):
+            total = scopes.setdefault(scope, [0, 0, 0, 0])
+            for i in range(4):
+                total[i] += group[i]
+    tests: list[_Test] = []
+    for scope, total in sorted(scopes.items()):
+        test = _rate_test(
+            scope,
+            "pass_rate",
+            (total[0], total[1], total[2], total[3]),
+            settings,
+            higher_is_worse=False,
+            label="pass rate",
+        )
+        if test is not None:
+            tests.append(test)
+    tests += _route_tests(pairs, settings)
+
+    # One family: every p-value above, adjusted together.
+    family = [t.p for t in tests] + case_ps
+    if family:
+        adjusted = [float(q) for q in stats.false_discovery_control(family, method="bh")]
+        level = min(settings.alpha, settings.fdr)
+        for test, q in zip(tests, adjusted, strict=False):
+            significant = q <= level and abs(test.effect) >= settings.min_effect
+            finding = test.make(q, significant)
+            if finding is not None:
+                findings.append(finding)
+        offset = len(tests)
+        details: dict[tuple[Counts, float, bool], str] = {}
+        unsure: list[Finding] = []
+        for flip in flips:
+            q = adjusted[offset + flip.index]
+            finding = _flip_finding(flip, case_ps[flip.index], q, q <= level, details)
+            (findings if finding.severity is not Severity.info else unsure).append(finding)
+        findings += _capped_unsure_flips(unsure)
+    findings.sort(key=lambda f: (-f.severity.rank, f.scope, f.metric))
+    return findings

@@ -1,0 +1,147 @@
+"""`evalcore handover`: the five questions a team must be able to answer, from live data.
+
+Which cases block a release? Which are monitored but not blocking? How does a production
+failure become an eval case? Who owns threshold changes? What are the route's cost and
+latency budgets? Each answer is read from the versioned files and the database now, not
+written by hand, so it cannot go stale.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from evalcore.monitor.baseline import current_baseline
+from evalcore.report.rendering import render
+from evalcore.store.tables import BacklogItemRow, DecisionRow, RunStatsRow
+from evalcore.suite import Case, EvalSet, Suite
+
+BACKLOG_STATES = ("open", "duplicate", "blocked", "monitored", "kept", "dismissed")
+
+
+@dataclass(frozen=True)
+class ThresholdOwner:
+    key: str  # blocking, monitoring, tag:refunds
+    min_pass_rate: float
+    owner: str | None  # named on the threshold itself
+    may_change: list[str]  # owners.yaml `owns.thresholds` covering it
+
+
+@dataclass(frozen=True)
+class Measured:
+    run_id: str
+    latency_p50_ms: float | None
+    latency_p95_ms: float | None
+    cost_usd: float
+    cost_per_case_usd: float | None
+
+
+@dataclass
+class Handover:
+    route: str
+    dataset: str
+    blocking: list[Case]
+    monitoring: list[Case]
+    monitoring_tags: list[tuple[str, int]]
+    baseline_run: str | None
+    backlog_in_suite: int
+    backlog_states: dict[str, int]
+    pending_decisions: int
+    unapplied_decisions: int
+    thresholds: list[ThresholdOwner]
+    budgets: dict[str, float | None]
+    budgets_owner: str | None
+    budget_owners: list[str]
+    last_gate: Measured | None = None
+    last_nightly: Measured | None = None
+    channel: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _latest_stats(engine: Engine, route: str, set_name: str) -> Measured | None:
+    with Session(engine) as session:
+        rows = session.exec(
+            select(RunStatsRow)
+            .where(col(RunStatsRow.route) == route)
+            .order_by(col(RunStatsRow.created_at).desc())
+            .limit(50)
+        ).all()
+    for row in rows:
+        if row.sets == [set_name]:
+            return Measured(
+                row.run_id,
+                row.latency_p50_ms,
+                row.latency_p95_ms,
+                row.cost_usd,
+                row.cost_per_case_usd,
+            )
+    return None
+
+
+def gather_handover(engine: Engine, suite: Suite) -> Handover:
+    scorecard, owners = suite.scorecard, suite.owners
+    blocking = sorted(suite.select(sets=[EvalSet.blocking]), key=lambda c: c.id)
+    monitoring = sorted(suite.select(sets=[EvalSet.monitoring]), key=lambda c: c.id)
+    tags = Counter(t for c in monitoring for t in c.tags)
+    with Session(engine) as session:
+        states = dict(
+            session.exec(
+                select(BacklogItemRow.state, func.count()).group_by(col(BacklogItemRow.state))
+            ).all()
+        )
+        decided = session.exec(select(func.count()).select_from(DecisionRow)).one()
+        unapplied = session.exec(
+            select(func.count())
+            .select_from(DecisionRow)
+            .where(col(DecisionRow.applied_at).is_(None))
+        ).one()
+    thresholds = []
+    for key, rule in [
+        *scorecard.thresholds.items(),
+        *((f"tag:{t}", r) for t, r in scorecard.tag_thresholds.items()),
+    ]:
+        scope = key.removeprefix("tag:")
+        may = [
+            o.id
+            for o in owners.owners
+            if "*" in o.owns.thresholds or key in o.owns.thresholds or scope in o.owns.thresholds
+        ]
+        thresholds.append(ThresholdOwner(key, rule.min_pass_rate, rule.owner, may))
+    budgets = scorecard.budgets
+    baseline = current_baseline(engine, route=scorecard.route, set_name="monitoring")
+    handover = Handover(
+        route=scorecard.route,
+        dataset=suite.version.short,
+        blocking=blocking,
+        monitoring=monitoring,
+        monitoring_tags=tags.most_common(),
+        baseline_run=baseline.run_id if baseline else None,
+        backlog_in_suite=len(suite.select(sets=[EvalSet.backlog])),
+        backlog_states={s: int(states.get(s, 0)) for s in BACKLOG_STATES},
+        pending_decisions=int(states.get("open", 0)),
+        unapplied_decisions=int(unapplied),
+        thresholds=thresholds,
+        budgets={
+            "latency_p50_ms": budgets.latency_p50_ms,
+            "latency_p95_ms": budgets.latency_p95_ms,
+            "cost_per_case_usd": budgets.cost_per_case_usd,
+            "cost_per_run_usd": budgets.cost_per_run_usd,
+            "max_error_rate": budgets.max_error_rate,
+        },
+        budgets_owner=budgets.owner,
+        budget_owners=[o.id for o in owners.owners if o.owns.budgets],
+        last_gate=_latest_stats(engine, scorecard.route, "blocking"),
+        last_nightly=_latest_stats(engine, scorecard.route, "monitoring"),
+        channel=owners.channel,
+    )
+    if not decided:
+        handover.notes.append("no decision has been recorded yet")
+    return handover
+
+
+def handover_markdown(handover: Handover) -> str:
+    return render("handover.md.j2", h=handover)
