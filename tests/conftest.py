@@ -1,4 +1,5 @@
-"""Shared fixtures: a private state folder per test, and the two real databases.
+"""Shared fixtures: a private state folder per test, the two real databases, and the
+fake Slack.
 
 PostgreSQL tests run against the server on 127.0.0.1:5432 in a database created for
 this test session and dropped after it. Under CI=true an unreachable server fails the
@@ -16,8 +17,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from evalcore.local.fake_slack import FakeSlackServer
 
 # Prefect keeps its state (profiles, the temporary server's database) in a folder of this
 # test session, never in the user's ~/.prefect; a PREFECT_API_URL from the user's shell
@@ -75,6 +80,23 @@ def prefect_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield api
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def _slack_server() -> Iterator[FakeSlackServer]:
+    """One fake Slack subprocess for the whole session; tests take it through `slack`."""
+    from evalcore.local.fake_slack import FakeSlackServer
+
+    with FakeSlackServer() as server:
+        yield server
+
+
+@pytest.fixture
+def slack(_slack_server: FakeSlackServer) -> FakeSlackServer:
+    """The fake Slack (default workspace) as a fresh server would be: no messages,
+    recorded requests, pending faults or Socket Mode connections from earlier tests."""
+    _slack_server.reset()
+    return _slack_server
 
 
 PG_ADMIN_URL = os.environ.get("EVALCORE_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/test")

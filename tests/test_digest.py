@@ -28,6 +28,7 @@ from typer.testing import CliRunner
 from evalcore.cli.digest import digest_command
 from evalcore.local.fake_slack import FakeSlackServer
 from evalcore.run.service import record_dataset
+from evalcore.slack.blockkit import block_errors
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import create_run, insert_results, new_run_id
 from evalcore.store.tables import (
@@ -60,7 +61,6 @@ from evalcore.triage.digest.render import (
     SECTION_TEXT_MAX,
     digest_blocks,
     fit,
-    limit_problems,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -457,7 +457,7 @@ def test_markdown_and_blocks_carry_every_item_with_its_buttons(suite: Suite) -> 
     assert "Waiting over a week:* #8 (8 days), #9 (9 days)" in callout["text"]["text"]
     ids = [b["block_id"] for b in blocks if "block_id" in b]
     assert len(ids) == len(set(ids))
-    assert limit_problems(blocks) == []
+    assert block_errors(blocks) == []
 
 
 def test_sixty_items_split_into_messages_without_cutting_an_item() -> None:
@@ -468,7 +468,7 @@ def test_sixty_items_split_into_messages_without_cutting_an_item() -> None:
     for index, message in enumerate(messages):
         assert message.part == index
         assert len(message.blocks) <= MAX_BLOCKS
-        assert limit_problems(message.blocks) == []
+        assert block_errors(message.blocks) == []
         assert len(message.text) <= FALLBACK_TEXT_MAX
         header = message.blocks[0]
         assert header["type"] == "header"
@@ -497,7 +497,7 @@ def test_long_user_text_is_cut_within_limits_and_escaped() -> None:
     )
     messages = render_slack(digest)
     for message in messages:
-        assert limit_problems(message.blocks) == []
+        assert block_errors(message.blocks) == []
         for block in message.blocks:
             text = block.get("text", {}).get("text", "")
             if block["type"] == "header":
@@ -523,18 +523,6 @@ def test_long_user_text_is_cut_within_limits_and_escaped() -> None:
 
 
 # --------------------------------------------------------------------------- posting
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[FakeSlackServer]:
-    with FakeSlackServer() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(request: pytest.FixtureRequest) -> None:
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").reset()
 
 
 @pytest.fixture
@@ -696,7 +684,10 @@ def test_offline_files_hold_the_markdown_and_the_blocks(tmp_path: Path) -> None:
     saved = json.loads(files.blocks.read_text())
     assert saved["week"] == "2026-W48"
     assert [m["blocks"] for m in saved["messages"]] == [m.blocks for m in render_slack(digest)]
-    assert not list((tmp_path / "digests").glob("*.partial"))
+    assert sorted(p.name for p in (tmp_path / "digests").iterdir()) == [  # no temporary left
+        "2026-W48.blocks.json",
+        "2026-W48.md",
+    ]
 
 
 def cli() -> typer.Typer:
@@ -710,23 +701,51 @@ def cli() -> typer.Typer:
     return app
 
 
+@pytest.fixture
+def prefect(prefect_api: str) -> Iterator[str]:
+    """The command runs the weekly-digest flow in-process: on the shared test server."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: prefect_api, PREFECT_LOGGING_TO_API_ENABLED: False}):
+        yield prefect_api
+
+
+def digest_flow_runs(api: str) -> list[dict[str, Any]]:
+    import httpx
+
+    response = httpx.post(
+        f"{api}/flow_runs/filter",
+        json={"flows": {"name": {"any_": ["weekly-digest"]}}, "limit": 200},
+        timeout=10,
+    )
+    response.raise_for_status()
+    runs: list[dict[str, Any]] = response.json()
+    return runs
+
+
 def test_command_offline_prints_markdown_and_writes_files(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, prefect: str
 ) -> None:
     monkeypatch.delenv("SLACK_BOT_TOKEN", raising=False)
-    result = CliRunner().invoke(cli(), ["digest", "--suite", str(EXAMPLE)])
+    before = {run["id"] for run in digest_flow_runs(prefect)}
+    result = CliRunner().invoke(cli(), ["digest", "--suite", str(EXAMPLE), "--days", "3"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"# Weekly triage digest · {ROUTE} · ")
     home = Path(os.environ["EVALCORE_HOME"])
-    assert len(list((home / "digests").glob("*.md"))) == 1
+    (markdown,) = (home / "digests").glob("*.md")
     assert len(list((home / "digests").glob("*.blocks.json"))) == 1
+    assert result.stdout == markdown.read_text()
+    # The weekly-digest flow did the work, recorded as a flow run with the command's options.
+    (run,) = [run for run in digest_flow_runs(prefect) if run["id"] not in before]
+    assert run["state_type"] == "COMPLETED"
+    assert (run["parameters"]["offline"], run["parameters"]["days"]) == (True, 3)
 
     refused = CliRunner().invoke(cli(), ["digest", "--post", "--suite", str(EXAMPLE)])
     assert refused.exit_code == 3 and "SLACK_BOT_TOKEN" in refused.output
 
 
 def test_command_posts_with_a_token(
-    slack: FakeSlackServer, monkeypatch: pytest.MonkeyPatch
+    slack: FakeSlackServer, monkeypatch: pytest.MonkeyPatch, prefect: str
 ) -> None:
     monkeypatch.setenv("SLACK_BOT_TOKEN", slack.token)
     monkeypatch.setenv("SLACK_BASE_URL", slack.api_url)

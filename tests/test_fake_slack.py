@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -38,18 +37,6 @@ from evalcore.slack.signing import interactivity_body, sign_request
 EVALS = "C0EVALS01"
 OWNER = "U04QH7KM2AB"
 SECOND = "U05B8RZT1QK"
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[FakeSlackServer]:
-    with FakeSlackServer() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(request: pytest.FixtureRequest) -> None:
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").reset()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -21,18 +20,6 @@ from tests.test_digest import EVALS, FAST, make_digest, post_rows
 
 SLOW_ANSWER_S = 10.0  # the fake's delay, far past the client's timeout below
 CLIENT_TIMEOUT_S = 2
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[FakeSlackServer]:
-    with FakeSlackServer() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _clean(request: pytest.FixtureRequest) -> None:
-    if "slack" in request.fixturenames:
-        request.getfixturevalue("slack").reset()
 
 
 @pytest.fixture

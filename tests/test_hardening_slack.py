@@ -60,21 +60,14 @@ CONTROL = re.compile(r"<[^>]*>")
 
 
 @pytest.fixture(scope="module")
-def slack() -> Iterator[FakeSlackServer]:
-    with FakeSlackServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def suite() -> Suite:
     return load_suite(ROOT / "evals")
 
 
 @pytest.fixture
-def engine(slack: FakeSlackServer) -> Engine:
+def engine() -> Engine:
     """The default SQLite store (the one `evalcore slack serve` opens), with one open
-    backlog item; the fake Slack emptied."""
-    slack.reset()
+    backlog item."""
     store = get_engine()
     add(store, backlog_item())
     return store

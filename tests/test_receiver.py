@@ -30,15 +30,8 @@ CHANNEL = "C0EVALS01"
 DANIEL, TOM = "U05B8RZT1QK", "U06KQ2VN8HD"
 
 
-@pytest.fixture(scope="module")
-def slack() -> Iterator[FakeSlackServer]:
-    with FakeSlackServer() as server:
-        yield server
-
-
 @pytest.fixture
 def app(db_url: str, slack: FakeSlackServer) -> Iterator[TestClient]:
-    slack.reset()
     engine = get_engine(db_url)
     add(engine, backlog_item())
     suite = load_suite(ROOT / "evals")

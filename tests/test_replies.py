@@ -4,7 +4,6 @@ answered, unknown commands and non-owners refused with nothing recorded."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,12 +21,6 @@ from tests.factories import add, backlog_item
 ROOT = Path(__file__).resolve().parent.parent
 CHANNEL = "C0EVALS01"
 DANIEL, TOM = "U05B8RZT1QK", "U06KQ2VN8HD"
-
-
-@pytest.fixture(scope="module")
-def slack() -> Iterator[FakeSlackServer]:
-    with FakeSlackServer() as server:
-        yield server
 
 
 @pytest.mark.parametrize(
@@ -56,7 +49,6 @@ def test_anything_else_is_not_a_command(text: str) -> None:
 def test_thread_replies_become_decisions_once_and_are_answered(
     db_url: str, slack: FakeSlackServer
 ) -> None:
-    slack.reset()
     engine = get_engine(db_url)
     add(
         engine,
@@ -115,7 +107,6 @@ def test_the_triage_replies_flow_reads_recent_digest_threads(
     from evalcore.store.tables import DigestPostRow
     from flows.triage_replies import triage_replies
 
-    slack.reset()
     engine = get_engine()
     client = slack_client(slack.token, base_url=slack.api_url)
     assert client is not None

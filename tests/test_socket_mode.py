@@ -32,45 +32,46 @@ def wait_for(check: object, timeout_s: float = 10.0) -> None:
     raise AssertionError("timed out")
 
 
-def test_a_click_over_socket_mode_is_acknowledged_recorded_and_answered(db_url: str) -> None:
+def test_a_click_over_socket_mode_is_acknowledged_recorded_and_answered(
+    db_url: str, slack: FakeSlackServer
+) -> None:
     engine = get_engine(db_url)
     add(engine, backlog_item(ticket="ZD-51001", question="Do you deliver to Norway?"))
     suite = load_suite(ROOT / "evals")
-    with FakeSlackServer() as slack:
-        web = slack_client(slack.token, base_url=slack.api_url)
-        assert web is not None
-        ts = web.chat_postMessage(channel=CHANNEL, text="Weekly triage digest")["ts"]
-        client = socket_mode_client(
-            app_token=slack.app_token,
-            web_client=web,
-            on_clicks=record_clicks(lambda: engine, lambda: suite, lambda: web),
+    web = slack_client(slack.token, base_url=slack.api_url)
+    assert web is not None
+    ts = web.chat_postMessage(channel=CHANNEL, text="Weekly triage digest")["ts"]
+    client = socket_mode_client(
+        app_token=slack.app_token,
+        web_client=web,
+        on_clicks=record_clicks(lambda: engine, lambda: suite, lambda: web),
+    )
+    client.connect()
+    try:
+        wait_for(client.is_connected)
+        envelope = slack.send_interactive(
+            {
+                "type": "block_actions",
+                "user": {"id": DANIEL},
+                "channel": {"id": CHANNEL},
+                "container": {"type": "message", "message_ts": ts},
+                "actions": [
+                    {
+                        "action_id": "decide:block",
+                        "value": orjson.dumps({"ref": "BL-000001", "action": "block"}).decode(),
+                    }
+                ],
+            }
         )
-        client.connect()
-        try:
-            wait_for(client.is_connected)
-            envelope = slack.send_interactive(
-                {
-                    "type": "block_actions",
-                    "user": {"id": DANIEL},
-                    "channel": {"id": CHANNEL},
-                    "container": {"type": "message", "message_ts": ts},
-                    "actions": [
-                        {
-                            "action_id": "decide:block",
-                            "value": orjson.dumps({"ref": "BL-000001", "action": "block"}).decode(),
-                        }
-                    ],
-                }
-            )
-            wait_for(lambda: any(a["envelope_id"] == envelope for a in slack.socket_acks()))
-            wait_for(
-                lambda: any(m["thread_ts"] == ts and m["ts"] != ts for m in slack.messages(CHANNEL))
-            )
-        finally:
-            client.close()
-        (reply,) = [
-            m["text"] for m in slack.messages(CHANNEL) if m["thread_ts"] == ts and m["ts"] != ts
-        ]
+        wait_for(lambda: any(a["envelope_id"] == envelope for a in slack.socket_acks()))
+        wait_for(
+            lambda: any(m["thread_ts"] == ts and m["ts"] != ts for m in slack.messages(CHANNEL))
+        )
+    finally:
+        client.close()
+    (reply,) = [
+        m["text"] for m in slack.messages(CHANNEL) if m["thread_ts"] == ts and m["ts"] != ts
+    ]
     assert reply == f"<@{DANIEL}> recorded: block for ZD-51001, by Daniel Brandt"
     with Session(engine) as session:
         (row,) = session.exec(select(DecisionRow)).all()

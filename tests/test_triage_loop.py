@@ -34,7 +34,7 @@ DANIEL = "U05B8RZT1QK"
 
 
 def test_a_production_failure_becomes_a_blocking_case_through_slack(
-    tmp_path: Path, db_url: str
+    tmp_path: Path, db_url: str, slack: FakeSlackServer
 ) -> None:
     suite_root = tmp_path / "evals"
     shutil.copytree(ROOT / "evals", suite_root)
@@ -62,55 +62,54 @@ def test_a_production_failure_becomes_a_blocking_case_through_slack(
         )
         session.commit()
 
-    with FakeSlackServer() as slack:
-        client = slack_client(slack.token, base_url=slack.api_url)
-        assert client is not None
-        suite = load_suite(suite_root)
-        digest = gather_week(engine, suite)
-        (item,) = [i for i in digest.pending if i.ref == "BL-000001"]
-        posted = post_digest(engine, client, "C0EVALS01", digest)
-        message_ts = posted.parts[0].ts
-        (message,) = [m for m in slack.messages("C0EVALS01") if m["ts"] == message_ts]
-        buttons = [
-            element
-            for block in message["message"]["blocks"]
-            if block["type"] == "actions"
-            for element in block["elements"]
-            if orjson.loads(element["value"])["ref"] == item.ref
-        ]
-        block_button = next(b for b in buttons if b["action_id"] == "decide:block")
+    client = slack_client(slack.token, base_url=slack.api_url)
+    assert client is not None
+    suite = load_suite(suite_root)
+    digest = gather_week(engine, suite)
+    (item,) = [i for i in digest.pending if i.ref == "BL-000001"]
+    posted = post_digest(engine, client, "C0EVALS01", digest)
+    message_ts = posted.parts[0].ts
+    (message,) = [m for m in slack.messages("C0EVALS01") if m["ts"] == message_ts]
+    buttons = [
+        element
+        for block in message["message"]["blocks"]
+        if block["type"] == "actions"
+        for element in block["elements"]
+        if orjson.loads(element["value"])["ref"] == item.ref
+    ]
+    block_button = next(b for b in buttons if b["action_id"] == "decide:block")
 
-        receiver = create_receiver(
-            signing_secret=SECRET,
-            engine=lambda: engine,
-            on_clicks=record_clicks(lambda: engine, lambda: load_suite(suite_root), lambda: client),
+    receiver = create_receiver(
+        signing_secret=SECRET,
+        engine=lambda: engine,
+        on_clicks=record_clicks(lambda: engine, lambda: load_suite(suite_root), lambda: client),
+    )
+    body = interactivity_body(
+        {
+            "type": "block_actions",
+            "user": {"id": DANIEL},
+            "channel": {"id": "C0EVALS01"},
+            "container": {"type": "message", "message_ts": message_ts},
+            "message": {"ts": message_ts},
+            "actions": [block_button],
+        }
+    )
+    with TestClient(receiver) as http:
+        response = http.post(
+            "/slack/interactivity",
+            content=body,
+            headers={
+                **sign_request(body, SECRET),
+                "Content-Type": "application/x-www-form-urlencoded",
+            },
         )
-        body = interactivity_body(
-            {
-                "type": "block_actions",
-                "user": {"id": DANIEL},
-                "channel": {"id": "C0EVALS01"},
-                "container": {"type": "message", "message_ts": message_ts},
-                "message": {"ts": message_ts},
-                "actions": [block_button],
-            }
-        )
-        with TestClient(receiver) as http:
-            response = http.post(
-                "/slack/interactivity",
-                content=body,
-                headers={
-                    **sign_request(body, SECRET),
-                    "Content-Type": "application/x-www-form-urlencoded",
-                },
-            )
-        assert response.status_code == 200
-        acks = [
-            m["text"]
-            for m in slack.messages("C0EVALS01")
-            if m["thread_ts"] == message_ts and m["ts"] != message_ts
-        ]
-        assert acks == [f"<@{DANIEL}> recorded: block for ZD-48213, by Daniel Brandt"]
+    assert response.status_code == 200
+    acks = [
+        m["text"]
+        for m in slack.messages("C0EVALS01")
+        if m["thread_ts"] == message_ts and m["ts"] != message_ts
+    ]
+    assert acks == [f"<@{DANIEL}> recorded: block for ZD-48213, by Daniel Brandt"]
 
     before = load_suite(suite_root)
     report = apply_plan(engine, before, plan_apply(engine, before))

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from evalcore.local.fake_slack.server import DEFAULT_PORT, FakeSlackConfig, serve
+from evalcore.local.fake_slack.config import FakeSlackConfig
+from evalcore.local.fake_slack.server import DEFAULT_PORT, serve
 
 
 def build_parser() -> argparse.ArgumentParser:

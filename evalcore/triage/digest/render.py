@@ -28,6 +28,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from evalcore.report.rendering import render
+from evalcore.slack.blockkit import (
+    ACTIONS_MAX_ELEMENTS,
+    BUTTON_TEXT_MAX,
+    FALLBACK_TEXT_MAX,
+    FIELD_TEXT_MAX,
+    HEADER_TEXT_MAX,
+    MAX_BLOCKS,
+    SECTION_TEXT_MAX,
+    block_errors,
+)
 from evalcore.slack.text import slack_escape
 from evalcore.triage.digest.gather import Digest, DigestItem, format_effect, format_value
 
@@ -43,22 +53,12 @@ __all__ = [
     "button_value",
     "digest_blocks",
     "fit",
-    "limit_problems",
     "render_markdown",
     "render_slack",
     "slack_escape",
     "split_messages",
 ]
 
-MAX_BLOCKS = 50
-SECTION_TEXT_MAX = 3000
-FIELD_TEXT_MAX = 2000
-HEADER_TEXT_MAX = 150
-BUTTON_TEXT_MAX = 75
-BUTTON_VALUE_MAX = 2000
-ACTIONS_MAX_ELEMENTS = 25
-CONTEXT_MAX_ELEMENTS = 10
-FALLBACK_TEXT_MAX = 40_000
 LIST_LIMIT = 15  # entries per informational part in Slack; the Markdown lists them all
 
 _LABELS: dict[tuple[str, str], str] = {
@@ -209,7 +209,7 @@ def digest_blocks(digest: Digest) -> list[dict[str, Any]]:
     ):
         raise ValueError("digest.blocks.j2 must render a JSON list of objects with a `type`")
     blocks = [_within_limits(b) for b in parsed]
-    problems = limit_problems(blocks, max_blocks=None)
+    problems = block_errors(blocks, max_blocks=None)
     if problems:
         raise ValueError("digest blocks break Slack's limits: " + "; ".join(problems))
     return blocks
@@ -235,46 +235,6 @@ def _within_limits(block: dict[str, Any]) -> dict[str, Any]:
             if isinstance(element, dict) and isinstance(element.get("text"), str):
                 element["text"] = fit(element["text"], SECTION_TEXT_MAX)
     return block
-
-
-def limit_problems(
-    blocks: Sequence[dict[str, Any]], *, max_blocks: int | None = MAX_BLOCKS
-) -> list[str]:
-    """Where `blocks` (one message) break Slack's limits; empty when they keep them."""
-    problems = []
-    if max_blocks is not None and len(blocks) > max_blocks:
-        problems.append(f"{len(blocks)} blocks, at most {max_blocks} allowed")
-    ids: set[str] = set()
-    for index, block in enumerate(blocks):
-        kind = block.get("type")
-        block_id = block.get("block_id")
-        if block_id is not None:
-            if not isinstance(block_id, str) or not 0 < len(block_id) <= 255:
-                problems.append(f"block {index}: block_id must be 1-255 characters")
-            elif block_id in ids:
-                problems.append(f"block {index}: duplicate block_id {block_id}")
-            else:
-                ids.add(block_id)
-        text = block.get("text")
-        text_value = text.get("text") if isinstance(text, dict) else None
-        if kind == "header" and (
-            not isinstance(text_value, str) or len(text_value) > HEADER_TEXT_MAX
-        ):
-            problems.append(f"block {index}: header text over {HEADER_TEXT_MAX} characters")
-        if kind == "section" and isinstance(text_value, str) and len(text_value) > SECTION_TEXT_MAX:
-            problems.append(f"block {index}: section text over {SECTION_TEXT_MAX} characters")
-        if kind in ("actions", "context"):
-            elements = block.get("elements") or []
-            most = ACTIONS_MAX_ELEMENTS if kind == "actions" else CONTEXT_MAX_ELEMENTS
-            if not elements or len(elements) > most:
-                problems.append(f"block {index}: {kind} needs 1-{most} elements")
-            for element in elements if kind == "actions" else ():
-                label = element.get("text", {}).get("text", "")
-                if len(label) > BUTTON_TEXT_MAX:
-                    problems.append(f"block {index}: button text over {BUTTON_TEXT_MAX}")
-                if len(element.get("value", "")) > BUTTON_VALUE_MAX:
-                    problems.append(f"block {index}: button value over {BUTTON_VALUE_MAX}")
-    return problems
 
 
 def _unit_key(block: dict[str, Any]) -> str | None:
