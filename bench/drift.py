@@ -3,8 +3,8 @@
 Two runs of 50,000 results each (50,000 cases, one sample each: the most cases, so the
 most per-case work) are written to a temporary SQLite store. Measured side by side,
 median of 3: a bare `SELECT` of the same rows fetched into Python, and what a nightly
-comparison does (`load_snapshot` of both runs, then `analyse`). The ratio says what the
-snapshot building and the statistics add on top of reading the rows at all.
+comparison does (`load_results` of both runs, then `analyse`). The ratio says what
+building the loaded results and the statistics add on top of reading the rows at all.
 
 `python -m bench.drift`
 """
@@ -21,7 +21,8 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from evalcore.monitor.drift import analyse, load_snapshot
+from evalcore.monitor.drift import analyse
+from evalcore.results.loader import load_results
 from evalcore.store.engine import dispose_engines, get_engine
 from evalcore.store.repository import (
     create_run,
@@ -112,7 +113,9 @@ def _plain_read(engine: Engine, run_ids: list[str]) -> int:
 
 def _compare(engine: Engine, baseline: str, current: str) -> int:
     findings = analyse(
-        load_snapshot(engine, current), load_snapshot(engine, baseline), DriftSettings()
+        load_results(engine, current, hashes=True),
+        load_results(engine, baseline, hashes=True),
+        DriftSettings(),
     )
     return len(findings)
 
@@ -152,7 +155,7 @@ def drift_bench(work: Path, line: Callable[[str, str, str], None]) -> None:
         f"{findings:,} findings; median of {REPEATS}]"
     )
     line("plain SELECT of the rows into Python", f"{plain:.3f} s", "")
-    line("load_snapshot x2 + analyse", f"{drift:.3f} s", "goal < 1 s")
+    line("load_results x2 + analyse", f"{drift:.3f} s", "goal < 1 s")
     line("drift / plain read", f"{drift / plain:.1f}x", "")
 
 

@@ -1,4 +1,6 @@
-"""What every evalcore flow shares: loading the suite as a task, and passing it along."""
+"""What every evalcore flow shares: loading the suite as a task and passing it along,
+and for the flows that run a set (the release gate, the nightly monitor) where its calls
+go, running it, and publishing what was found."""
 
 from __future__ import annotations
 
@@ -6,10 +8,13 @@ from pathlib import Path
 from typing import cast
 
 from prefect import get_run_logger, task
+from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from evalcore.run import execute_run
+from evalcore.report.artifacts import Artifacts
+from evalcore.run import execute_run, flow_url
+from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import get_run
 from evalcore.suite import Suite, load_suite
@@ -18,6 +23,17 @@ from evalcore.suite import Suite, load_suite
 def unwalked(suite: Suite) -> Suite:
     """Prefect walks task arguments looking for futures; a large suite is not worth walking."""
     return cast(Suite, quote(suite))
+
+
+def flow_urls(target_url: str | None, judge_url: str | None) -> tuple[str | None, str | None]:
+    """The target and judge URLs a flow run hands its steps: the parameters (which Prefect
+    stores masked), else EVALCORE_TARGET_URL / EVALCORE_JUDGE_URL, else the scorecard's
+    (None); masked, the full URLs kept in this process."""
+    settings = get_settings()
+    return (
+        flow_url(target_url, settings.target_url, variable="EVALCORE_TARGET_URL"),
+        flow_url(judge_url, settings.judge_url, variable="EVALCORE_JUDGE_URL"),
+    )
 
 
 @task(name="load suite", cache_policy=NO_CACHE, persist_result=False)
@@ -49,3 +65,17 @@ async def run_step(suite: Suite, run_id: str) -> float:
         report.counters.skipped,
     )
     return report.elapsed_s
+
+
+@task(name="publish artifacts", cache_policy=NO_CACHE, persist_result=False, retries=2)
+async def publish_step(artifacts: Artifacts) -> None:
+    """The run's Markdown page and, when it has rows, its table, on the Prefect server."""
+    await acreate_markdown_artifact(
+        markdown=artifacts.markdown, key=artifacts.key, description=artifacts.description
+    )
+    if artifacts.table:
+        await acreate_table_artifact(
+            table=artifacts.table,
+            key=artifacts.table_key,
+            description=artifacts.table_description,
+        )

@@ -8,23 +8,20 @@ for the weekly digest — and fails only on its own errors.
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from evalcore.gate.steps import slug
 from evalcore.monitor.steps import (
     MonitorRequest,
     MonitorResult,
     analyse_run,
-    findings_table,
-    monitor_markdown,
+    monitor_artifacts,
     open_monitor_run,
 )
-from evalcore.run import flow_url
+from evalcore.report.artifacts import Artifacts
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.suite import Suite
-from flows.common import load_step, run_step, unwalked
+from flows.common import flow_urls, load_step, publish_step, run_step, unwalked
 
 
 @task(name="open run", cache_policy=NO_CACHE, persist_result=False)
@@ -38,25 +35,10 @@ run_monitoring_set = run_step.with_options(name="run monitoring set")
 
 
 @task(name="drift", cache_policy=NO_CACHE, persist_result=False)
-def drift_step(run_id: str, run_seconds: float) -> MonitorResult:
+def drift_step(run_id: str, run_seconds: float) -> tuple[MonitorResult, Artifacts]:
     """Compare with the route's baseline; store the findings."""
-    return analyse_run(get_engine(), run_id, run_seconds=run_seconds)
-
-
-@task(name="publish artifacts", cache_policy=NO_CACHE, persist_result=False, retries=2)
-async def report_step(result: MonitorResult) -> None:
-    key = f"nightly-monitor-{slug(result.route)}"
-    await acreate_markdown_artifact(
-        markdown=monitor_markdown(result),
-        key=key,
-        description=f"Nightly monitor of {result.route}: {len(result.alarms)} alarm(s)",
-    )
-    if result.findings:
-        await acreate_table_artifact(
-            table=findings_table(result),
-            key=f"{key}-findings",
-            description=f"Findings of run {result.run_id[:12]}",
-        )
+    result = analyse_run(get_engine(), run_id, run_seconds=run_seconds)
+    return result, monitor_artifacts(result)
 
 
 @flow(name="nightly-monitor", persist_result=False, log_prints=False)
@@ -71,18 +53,15 @@ async def nightly_monitor(
 
     URL parameters come masked, as for the release gate (see `release_gate`).
     """
-    settings = get_settings()
+    target_url, judge_url = flow_urls(target_url, judge_url)
     request = MonitorRequest(
-        target_url=flow_url(target_url, settings.target_url, variable="EVALCORE_TARGET_URL"),
-        model=model,
-        judge_url=flow_url(judge_url, settings.judge_url, variable="EVALCORE_JUDGE_URL"),
-        trigger=trigger,
+        target_url=target_url, model=model, judge_url=judge_url, trigger=trigger
     )
-    loaded = load_step(str(suite or settings.suite))
+    loaded = load_step(str(suite or get_settings().suite))
     run_id = open_step(unwalked(loaded), request)
     run_seconds = await run_monitoring_set(unwalked(loaded), run_id)
-    result = drift_step(run_id, run_seconds)
-    await report_step(result)
+    result, artifacts = drift_step(run_id, run_seconds)
+    await publish_step(artifacts)
     logger = get_run_logger()
     if result.no_baseline:
         logger.warning(result.no_baseline)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import acreate_markdown_artifact, acreate_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import State
 from prefect.states import Completed, Failed
@@ -20,20 +19,18 @@ from evalcore.gate.steps import (
     RELEASE_EVENT,
     GateRequest,
     GateResult,
-    artifact_key,
-    criteria_table,
     default_report_path,
-    gate_markdown,
+    gate_artifacts,
     gate_result,
     open_gate_run,
 )
+from evalcore.report.artifacts import Artifacts
 from evalcore.results.verdict import Verdict
-from evalcore.run import flow_url
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import attach_event_run, claim_event
 from evalcore.suite import Suite
-from flows.common import load_step, run_step, unwalked
+from flows.common import flow_urls, load_step, publish_step, run_step, unwalked
 
 
 @task(name="open run", cache_policy=NO_CACHE, persist_result=False)
@@ -62,9 +59,9 @@ def verdict_step(
     run_seconds: float,
     report_path: str | None,
     junit_path: str | None,
-) -> tuple[GateResult, str]:
+) -> tuple[GateResult, Artifacts]:
     """Judge the run against its scorecard; write the HTML report (and JUnit if asked)."""
-    result, summary, _ = gate_result(
+    result = gate_result(
         get_engine(),
         run_id,
         resumed=resumed,
@@ -72,22 +69,7 @@ def verdict_step(
         report_path=Path(report_path) if report_path else None,
         junit_path=Path(junit_path) if junit_path else None,
     )
-    return result, gate_markdown(result, summary)
-
-
-@task(name="publish artifacts", cache_policy=NO_CACHE, persist_result=False, retries=2)
-async def report_step(result: GateResult, markdown: str) -> None:
-    key = artifact_key(result.release)
-    await acreate_markdown_artifact(
-        markdown=markdown,
-        key=key,
-        description=f"Release gate {result.release}: {result.verdict.value}",
-    )
-    await acreate_table_artifact(
-        table=criteria_table(result),
-        key=f"{key}-criteria",
-        description=f"Criteria of release {result.release}, run {result.short_id}",
-    )
+    return result, gate_artifacts(result)
 
 
 @flow(name="release-gate", persist_result=False, log_prints=False)
@@ -123,11 +105,12 @@ async def release_gate(
             )
             logger.warning(message)
             return Completed(message=message)
+    target_url, judge_url = flow_urls(target_url, judge_url)
     request = GateRequest(
         release=release,
-        target_url=flow_url(target_url, settings.target_url, variable="EVALCORE_TARGET_URL"),
+        target_url=target_url,
         model=model,
-        judge_url=flow_url(judge_url, settings.judge_url, variable="EVALCORE_JUDGE_URL"),
+        judge_url=judge_url,
         trigger=trigger,
     )
     loaded = load_step(str(suite or settings.suite))
@@ -136,8 +119,8 @@ async def release_gate(
         attach_event_run(engine, event_id, run_id)
     run_seconds = await run_blocking_set(unwalked(loaded), run_id)
     report = report_path or str(default_report_path(settings.home.resolve(), release, run_id))
-    result, markdown = verdict_step(run_id, resumed, run_seconds, report, junit_path)
-    await report_step(result, markdown)
+    result, artifacts = verdict_step(run_id, resumed, run_seconds, report, junit_path)
+    await publish_step(artifacts)
     logger.info("release %s: %s (%s)", release, result.verdict.value, result.reason)
     if result.verdict is not Verdict.passed:
         return Failed(message=f"{result.verdict.value}: {result.reason}", data=result)

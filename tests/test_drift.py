@@ -23,12 +23,16 @@ from evalcore.local.reference import Knobs, ReferenceServer
 from evalcore.monitor.drift import (
     Finding,
     FindingKind,
-    RunSnapshot,
     Severity,
     analyse,
-    load_snapshot,
 )
-from evalcore.results.verdict import CaseResults, SampleResult, load_case_results
+from evalcore.results.loader import (
+    CaseResults,
+    FailedSample,
+    RunResults,
+    SampleResult,
+    load_results,
+)
 from evalcore.run import RunRequest, execute_run, prepare_run
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import create_run, insert_results, record_dataset_version
@@ -65,10 +69,22 @@ def case(
 
 def snapshot(
     run_id: str, cases: Sequence[CaseResults], hashes: dict[str, str] | None = None
-) -> RunSnapshot:
+) -> RunResults:
     if hashes is None:
         hashes = {c.case_id: f"hash-{c.case_id}" for c in cases}
-    return RunSnapshot(run_id, f"dataset-{run_id}", list(cases), hashes)
+    run = RunRow(
+        id=run_id,
+        route="support",
+        target={},
+        target_config={},
+        dataset_hash=f"dataset-{run_id}",
+        scorecard_version="s",
+        scorecard={},
+        sets=["monitoring"],
+        suite_path="/s",
+        settings={},
+    )
+    return RunResults(run, list(cases), hashes)
 
 
 def drift(findings: Sequence[Finding]) -> list[Finding]:
@@ -272,7 +288,7 @@ def test_route_latency_cost_and_errors_are_compared() -> None:
 # --------------------------------------------------------------------------- the store
 
 
-def test_load_snapshot_reads_back_what_was_stored(db_url: str) -> None:
+def test_load_results_reads_back_what_was_stored(db_url: str) -> None:
     engine = get_engine(db_url)
 
     def dataset(version: str, edited_hash: str) -> None:
@@ -350,7 +366,7 @@ def test_load_snapshot_reads_back_what_was_stored(db_url: str) -> None:
             result("c", 0, True, 11.0),
         ],
     )
-    snap = load_snapshot(engine, run.id)
+    snap = load_results(engine, run.id, hashes=True)
     assert (snap.run_id, snap.dataset_hash) == (run.id, "2" * 64)
     assert snap.hashes == {"a": "hash-a", "b": "hash-b-new", "c": "hash-c", "unrun": "hash-u"}
     assert snap.cases == [
@@ -371,10 +387,13 @@ def test_load_snapshot_reads_back_what_was_stored(db_url: str) -> None:
         ),
     ]
     assert all(type(s.passed) in (bool, type(None)) for c in snap.cases for s in c.samples)
-    assert snap.cases == load_case_results(engine, run.id)  # the verdict's reading agrees
-    assert load_snapshot(engine, run.id[:8]) == snap  # the short id the CLI prints
+    assert snap.errors_by_class == {"timeout": 1}
+    assert snap.failures == []  # read only when asked
+    assert load_results(engine, run.id, failures=5).failures == [FailedSample("c", 1, {})]
+    assert load_results(engine, run.id[:8], hashes=True) == snap  # the short id the CLI prints
+    assert load_results(engine, run.id).hashes is None  # read only when asked
     with pytest.raises(KeyError):
-        load_snapshot(engine, "no-such-run")
+        load_results(engine, "no-such-run")
 
 
 # --------------------------------------------------------------------------- reference target
@@ -387,7 +406,11 @@ def run_once(engine: Engine, suite: Suite, base_url: str, concurrency: int | Non
 
 
 def compare(engine: Engine, current: str, baseline: str, settings: DriftSettings) -> list[Finding]:
-    return analyse(load_snapshot(engine, current), load_snapshot(engine, baseline), settings)
+    return analyse(
+        load_results(engine, current, hashes=True),
+        load_results(engine, baseline, hashes=True),
+        settings,
+    )
 
 
 @pytest.mark.slow

@@ -20,7 +20,8 @@ from evalcore.gate.steps import (
     open_gate_run,
 )
 from evalcore.local.reference import Knobs, ReferenceServer
-from evalcore.results.summary import summarize_run
+from evalcore.results.loader import load_results
+from evalcore.results.summary import summarize
 from evalcore.results.verdict import Verdict
 from evalcore.run import execute_run
 from evalcore.store.engine import get_engine
@@ -55,8 +56,8 @@ def test_a_release_gated_twice_is_two_runs_and_both_are_judged(db_url: str) -> N
         )
     assert first != second and not resumed_first and not resumed_second
     assert [r.id for r in list_runs(engine, release="2026.11.3")] == [second, first]
-    passed, _, _ = gate_result(engine, first, resumed=False)
-    failed, _, _ = gate_result(engine, second, resumed=False)
+    passed = gate_result(engine, first, resumed=False)
+    failed = gate_result(engine, second, resumed=False)
     assert (passed.verdict, passed.exit_code) == (Verdict.passed, ExitCode.PASS)
     assert (failed.verdict, failed.exit_code) == (Verdict.failed, ExitCode.FAIL)
     assert failed.failed_cases and all(c.startswith("safety-") for c in failed.failed_cases)
@@ -124,7 +125,8 @@ def test_a_target_down_for_the_whole_run_is_inconclusive_never_pass(
         scorecard_extra="thresholds:\n  blocking: {min_pass_rate: 1.0}\n",
     )
     run_id, _ = gate_once(db_url, GateRequest("down"), root)
-    result, summary, _ = gate_result(get_engine(db_url), run_id, resumed=False)
+    result = gate_result(get_engine(db_url), run_id, resumed=False)
+    summary = result.summary
     assert result.verdict is Verdict.inconclusive
     assert result.exit_code == 2 and ExitCode(result.exit_code) is ExitCode.INCONCLUSIVE
     assert "error budget" in result.reason
@@ -151,10 +153,8 @@ def test_the_markdown_and_table_artifacts_carry_verdict_criteria_and_failed_case
         )
     report = tmp_path / "out" / "gate.html"
     junit = tmp_path / "out" / "gate.xml"
-    result, summary, _ = gate_result(
-        engine, run_id, resumed=True, report_path=report, junit_path=junit
-    )
-    markdown = gate_markdown(result, summary)
+    result = gate_result(engine, run_id, resumed=True, report_path=report, junit_path=junit)
+    markdown = gate_markdown(result)
     assert markdown.startswith("# ❌ Release `2026.12.1`: FAIL")
     assert "(resumed after an interruption)" in markdown
     assert "| set blocking pass rate | >= 100.0% |" in markdown
@@ -173,7 +173,7 @@ def test_the_markdown_and_table_artifacts_carry_verdict_criteria_and_failed_case
     ).items()
     assert report.read_text().count("refund-window-eu-001") >= 1
     assert 'failures="' in junit.read_text()
-    assert summarize_run(engine, run_id).release == "2026.12.1"
+    assert summarize(load_results(engine, run_id)).release == "2026.12.1"
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,9 @@ from sqlmodel import Session
 from bench.suites import write_suite
 from evalcore import aio
 from evalcore.report.trends import trend_json, trends_table, write_trends_html
+from evalcore.results.loader import load_results
 from evalcore.results.run_stats import compute_run_stats, ensure_run_stats, record_run_stats
-from evalcore.results.summary import summarize_run
+from evalcore.results.summary import summarize
 from evalcore.results.trends import NightPoint, nightly_trend
 from evalcore.run import RunRequest, execute_run, prepare_run
 from evalcore.store.engine import get_engine
@@ -156,7 +157,7 @@ def test_a_finished_run_has_stats_equal_to_its_summary(tmp_path: Path, db_url: s
 
     stats = stored_stats(engine, run.id)  # recorded by the runner itself
     assert stats is not None
-    summary = summarize_run(engine, run.id)
+    summary = summarize(load_results(engine, run.id))
     (monitoring,) = summary.sets
     assert summary.status == "finished"
     assert (stats.results, stats.passed, stats.failed, stats.errors) == (
@@ -202,7 +203,7 @@ def test_recording_again_replaces_the_row(db_url: str) -> None:
 def test_a_run_with_nothing_scored_has_no_pass_rate(db_url: str) -> None:
     engine = get_engine(db_url)
     run_id = make_run(engine, at=dt.datetime(2026, 3, 1, tzinfo=UTC), passed=0, failed=0, errors=2)
-    stats = compute_run_stats(engine, run_id)
+    stats = compute_run_stats(load_results(engine, run_id))
     assert stats.pass_rate is None and stats.error_rate == 1.0
     assert stats.latency_p50_ms is None and stats.latency_p95_ms is None
     assert stats_count(engine) == 0  # computing alone stores nothing
@@ -364,7 +365,7 @@ def test_the_page_has_four_charts_with_a_dashed_line_per_limit(tmp_path: Path) -
         points(), tmp_path / "out" / "trends.html", route="r", set_name="monitoring", scorecard=card
     )
     html = path.read_text()
-    assert not (tmp_path / "out" / "trends.html.partial").exists()
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["trends.html"]  # no temporary left
     assert html.count("<svg") == 4 and html.count('class="budget"') == 4
     for key, label in (
         ("pass_rate", "threshold 90.0%"),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from evalcore.results.verdict import CaseResults, SampleResult, Verdict, case_passed, judge
+from evalcore.results.loader import CaseResults, SampleResult
+from evalcore.results.verdict import Verdict, case_passed, judge
 from evalcore.suite.scorecard import SampleRule, Scorecard
 
 
@@ -231,7 +232,7 @@ def test_verdict_of_real_runs_good_and_regressed(db_url: str) -> None:
 
     from evalcore import aio
     from evalcore.local.reference import Knobs, ReferenceServer
-    from evalcore.results.verdict import load_case_results
+    from evalcore.results.loader import load_results
     from evalcore.run import RunRequest, execute_run, prepare_run
     from evalcore.store.engine import get_engine
     from evalcore.suite import EvalSet, load_suite
@@ -249,7 +250,7 @@ def test_verdict_of_real_runs_good_and_regressed(db_url: str) -> None:
             )
             run = prepare_run(engine, suite, request)
             aio.run(execute_run(engine, suite, run))
-            verdicts[version] = judge(load_case_results(engine, run.id), suite.scorecard)
+            verdicts[version] = judge(load_results(engine, run.id).cases, suite.scorecard)
     assert verdicts["v1"].verdict is Verdict.passed, verdicts["v1"].reason
     regressed = verdicts["regressed-refunds"]
     assert regressed.verdict is Verdict.failed

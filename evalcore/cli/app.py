@@ -6,7 +6,6 @@ Exit codes: 0 pass, 1 fail, 2 inconclusive, 3 usage or configuration error.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from evalcore import aio
 from evalcore.cli import common
 from evalcore.cli.decisions import decisions_app
 from evalcore.cli.digest import digest_command
+from evalcore.cli.in_process import prefect_defaults, run_flow
 from evalcore.cli.intake import intake_command
 from evalcore.cli.slack import slack_app
 from evalcore.exitcodes import ExitCode
@@ -172,7 +172,8 @@ def run(
       [bold]evalcore run --resume 3f2a9c1d0b7e[/]
     """
     from evalcore.cli.console import print_summary, run_progress
-    from evalcore.results.summary import summarize_run
+    from evalcore.results.loader import read_results
+    from evalcore.results.summary import FAILURES_SHOWN, summarize
     from evalcore.run import (
         Counters,
         RunReport,
@@ -230,7 +231,8 @@ def run(
         report = aio.run(go())
     except (RunSetupError, ConfigError) as exc:
         _fail(str(exc))
-    summary = summarize_run(engine, run_row.id)
+    with read_results(engine, run_row.id, failures=FAILURES_SHOWN) as streamed:
+        summary = summarize(streamed)
     if as_json:
         print(summary.model_dump_json(indent=2))
         return
@@ -273,16 +275,18 @@ def runs_show(
     Example: [bold]evalcore runs show 3f2a9c1d0b7e --junit reports/evals.xml[/]
     """
     from evalcore.cli.console import print_summary, verdict_table
-    from evalcore.results.history import run_verdict
-    from evalcore.results.summary import summarize_run
+    from evalcore.results.loader import load_results
+    from evalcore.results.summary import FAILURES_SHOWN, summarize
+    from evalcore.results.verdict import judge_run
     from evalcore.store.repository import get_run
 
     engine = common.open_store()
     run_row = get_run(engine, run_id)
     if run_row is None:
         _fail(f"no run with id {run_id!r} (see `evalcore runs list`)")
-    summary = summarize_run(engine, run_row.id)
-    verdict = run_verdict(engine, run_row)
+    results = load_results(engine, run_row, failures=FAILURES_SHOWN)
+    summary = summarize(results)
+    verdict = judge_run(results)
     if junit is not None:
         from evalcore.report.junit import write_junit
 
@@ -313,14 +317,6 @@ release_app = typer.Typer(help="Announce releases to the Prefect server.", no_ar
 app.add_typer(release_app, name="release")
 
 
-def _prefect_defaults() -> None:
-    """Without PREFECT_API_URL, Prefect starts a temporary server: it must not try to phone
-    home, and on a busy 2-core CI runner its first start (creating its database) can take
-    longer than Prefect's 20 s default."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-
-
 def _check_target(loaded: Suite, *, target_url: str | None, model: str | None) -> None:
     """A target that cannot be built (bad URL override, missing key) stops the command
     before Prefect or a run row exist."""
@@ -334,20 +330,30 @@ def _check_target(loaded: Suite, *, target_url: str | None, model: str | None) -
         _fail(str(exc))
 
 
-def _run_flow(what: str, call: Callable[[], Awaitable[State[Any]]], expected: type[T]) -> T:
-    """Run a flow in-process and return its result; a flow that could not run exits 2."""
+def _run_set_flow(
+    what: str,
+    expected: type[T],
+    loaded: Suite,
+    start: Callable[[str | None, str | None], State[Any] | Awaitable[State[Any]]],
+    *,
+    target_url: str | None,
+    model: str | None,
+    judge_url: str | None,
+) -> T:
+    """Run the gate's or the monitor's flow in this process, as `start(target_url,
+    judge_url)` starts it, and return what it concluded.
 
-    async def awaited() -> State[Any]:
-        return await call()
+    A target that cannot be built or a store that cannot be opened exits 3 first, before
+    Prefect starts (so `start` imports the flow). Prefect stores flow parameters: `start`
+    gets the URLs masked, and the flow finds the full ones in this process.
+    """
+    from evalcore.run import keep_full_url
 
-    try:
-        state = aio.run(awaited())
-    except Exception as exc:  # Prefect could not start or record the flow run
-        _fail(f"the {what} could not run: {exc}", ExitCode.INCONCLUSIVE)
-    result = state.result(raise_on_failure=False)
-    if not isinstance(result, expected):
-        _fail(f"the {what} could not run: {state.message or result!r}", ExitCode.INCONCLUSIVE)
-    return result
+    _check_target(loaded, target_url=target_url, model=model)
+    common.open_store()
+    prefect_defaults()
+    shown_target_url, shown_judge_url = keep_full_url(target_url), keep_full_url(judge_url)
+    return run_flow(what, lambda: start(shown_target_url, shown_judge_url), expected)
 
 
 @app.command()
@@ -376,22 +382,13 @@ def gate(
     """
     from evalcore.cli.console import console, err_console, print_summary, verdict_table
     from evalcore.gate.steps import GateResult
-    from evalcore.results.history import run_verdict
-    from evalcore.results.summary import summarize_run
-    from evalcore.run import keep_full_url
-    from evalcore.store.repository import get_run
 
     loaded = _load(suite)
-    _check_target(loaded, target_url=target_url, model=model)
-    engine = common.open_store()
-    _prefect_defaults()
-    from flows.release_gate import release_gate
 
-    # Prefect stores flow parameters: it gets the masked URLs, the flow the full ones.
-    shown_target_url, shown_judge_url = keep_full_url(target_url), keep_full_url(judge_url)
-    outcome = _run_flow(
-        "gate",
-        lambda: release_gate(
+    def start(shown_target_url: str | None, shown_judge_url: str | None) -> Awaitable[State[Any]]:
+        from flows.release_gate import release_gate
+
+        return release_gate(
             release=release,
             target_url=shown_target_url,
             model=model,
@@ -401,18 +398,24 @@ def gate(
             report_path=str(report) if report else None,
             junit_path=str(junit) if junit else None,
             return_state=True,
-        ),
+        )
+
+    outcome = _run_set_flow(
+        "gate",
         GateResult,
+        loaded,
+        start,
+        target_url=target_url,
+        model=model,
+        judge_url=judge_url,
     )
     if as_json:
         print(outcome.model_dump_json(indent=2))
         raise typer.Exit(outcome.exit_code)
-    run_row = get_run(engine, outcome.run_id)
-    assert run_row is not None
     if outcome.resumed:
         err_console.print(f"resumed unfinished run {outcome.short_id} of release {release}")
-    print_summary(summarize_run(engine, run_row.id))
-    console.print(verdict_table(run_verdict(engine, run_row)))
+    print_summary(outcome.summary)
+    console.print(verdict_table(outcome.run_verdict))
     console.print(f"HTML report: {outcome.report_path}", highlight=False, soft_wrap=True)
     if outcome.junit_path:
         console.print(f"JUnit XML: {outcome.junit_path}", highlight=False, soft_wrap=True)
@@ -606,7 +609,6 @@ def monitor(
     from evalcore.cli.console import console, err_console, findings_table
     from evalcore.monitor.drift import Severity
     from evalcore.monitor.steps import MonitorResult
-    from evalcore.run import keep_full_url
 
     threshold = None
     if fail_on_drift is not None:
@@ -615,24 +617,27 @@ def monitor(
         except ValueError as exc:
             _fail(f"--fail-on-drift: {exc}")
     loaded = _load(suite)
-    _check_target(loaded, target_url=target_url, model=model)
-    common.open_store()
-    _prefect_defaults()
-    from flows.nightly_monitor import nightly_monitor
 
-    # As for the gate: Prefect gets the masked URLs, the flow the full ones.
-    shown_target_url, shown_judge_url = keep_full_url(target_url), keep_full_url(judge_url)
-    result = _run_flow(
-        "monitor",
-        lambda: nightly_monitor(
+    def start(shown_target_url: str | None, shown_judge_url: str | None) -> Awaitable[State[Any]]:
+        from flows.nightly_monitor import nightly_monitor
+
+        return nightly_monitor(
             target_url=shown_target_url,
             model=model,
             judge_url=shown_judge_url,
             suite=str(loaded.root),
             trigger="monitor",
             return_state=True,
-        ),
+        )
+
+    result = _run_set_flow(
+        "monitor",
         MonitorResult,
+        loaded,
+        start,
+        target_url=target_url,
+        model=model,
+        judge_url=judge_url,
     )
     failing = result.alarms_at_or_above(threshold) if threshold is not None else []
     if as_json:
@@ -684,7 +689,7 @@ def trends(
         )
     except ValueError as exc:
         _fail(str(exc))
-    from evalcore.gate.steps import slug
+    from evalcore.report.artifacts import slug
 
     path = html or get_settings().home.resolve() / "reports" / f"trends-{slug(route)}.html"
     write_trends_html(

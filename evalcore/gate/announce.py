@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from evalcore.exitcodes import ExitCode
-from evalcore.gate.steps import RELEASE_EVENT, slug
+from evalcore.gate.steps import RELEASE_EVENT
+from evalcore.report.artifacts import slug
 from evalcore.targets.http import display_url
 
 GATE_FLOW = "release-gate"

@@ -9,20 +9,22 @@ new run, so history shows both.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from evalcore.exitcodes import ExitCode
+from evalcore.report.artifacts import Artifacts, slug
 from evalcore.report.rendering import render
-from evalcore.results.summary import RunSummary, summarize_run
-from evalcore.results.verdict import RunVerdict, Verdict, case_passed, judge, load_case_results
-from evalcore.run.service import RunRequest, prepare_run, run_for_resume
-from evalcore.store.repository import get_run, latest_unfinished_run
+from evalcore.results.loader import load_results
+from evalcore.results.summary import FAILURES_SHOWN, RunSummary, summarize
+from evalcore.results.verdict import RunVerdict, Verdict, case_passed, judge
+from evalcore.run.pipeline import open_set_run
+from evalcore.run.service import run_for_resume
+from evalcore.store.repository import latest_unfinished_run
 from evalcore.store.tables import RunRow
 from evalcore.suite import EvalSet, Suite
 from evalcore.suite.scorecard import Scorecard
@@ -61,7 +63,11 @@ class CriterionLine(BaseModel):
 
 
 class GateResult(BaseModel):
-    """What a gate run concluded; the flow's result and `evalcore gate --json`."""
+    """What a gate run concluded; the flow's result and `evalcore gate --json`.
+
+    It carries the run's summary and verdict too (not in the JSON), so that whoever ran the
+    flow prints them without reading the run again.
+    """
 
     release: str
     run_id: str
@@ -77,6 +83,8 @@ class GateResult(BaseModel):
     run_seconds: float | None = None  # the engine's run phase in this gate run
     report_path: str | None = None
     junit_path: str | None = None
+    summary: RunSummary = Field(exclude=True)
+    run_verdict: RunVerdict = Field(exclude=True)
 
     @property
     def short_id(self) -> str:
@@ -108,19 +116,7 @@ def open_gate_run(engine: Engine, suite: Suite, request: GateRequest) -> tuple[R
             judge_url=request.judge_url,
         )
         return resumed, True
-    run = prepare_run(
-        engine,
-        suite,
-        RunRequest(
-            sets=GATE_SETS,
-            trigger=request.trigger,
-            release=request.release,
-            target_url=request.target_url,
-            model=request.model,
-            judge_url=request.judge_url,
-        ),
-    )
-    return run, False
+    return open_set_run(engine, suite, GATE_SETS, request, release=request.release), False
 
 
 def _same_target(run: RunRow, request: GateRequest) -> bool:
@@ -145,17 +141,15 @@ def gate_result(
     run_seconds: float | None = None,
     report_path: Path | None = None,
     junit_path: Path | None = None,
-) -> tuple[GateResult, RunSummary, RunVerdict]:
+) -> GateResult:
     """Judge a finished gate run and, when asked, write its HTML report and JUnit XML."""
-    run = get_run(engine, run_id)
-    if run is None:
-        raise KeyError(run_id)
     # With its failures: the HTML report lists them; the gate's own lines ignore them.
-    summary = summarize_run(engine, run.id)
+    results = load_results(engine, run_id, failures=FAILURES_SHOWN)
+    run = results.run
+    summary = summarize(results)
     # Judged against the scorecard stored with the run, as `runs show` does.
     scorecard = Scorecard.model_validate(run.scorecard)
-    cases = load_case_results(engine, run.id)
-    verdict = judge(cases, scorecard)
+    verdict = judge(results.cases, scorecard)
     if report_path is not None:
         from evalcore.report.html import write_report
 
@@ -164,8 +158,8 @@ def gate_result(
         from evalcore.report.junit import write_junit
 
         write_junit(engine, run, verdict, junit_path)
-    failed = sorted(c.case_id for c in cases if case_passed(c, scorecard.samples) is False)
-    result = GateResult(
+    failed = sorted(c.case_id for c in results.cases if case_passed(c, scorecard.samples) is False)
+    return GateResult(
         release=run.release or "",
         run_id=run.id,
         resumed=resumed,
@@ -180,26 +174,22 @@ def gate_result(
         run_seconds=run_seconds,
         report_path=str(report_path) if report_path else None,
         junit_path=str(junit_path) if junit_path else None,
+        summary=summary,
+        run_verdict=verdict,
     )
-    return result, summary, verdict
 
 
 def default_report_path(home: Path, release: str, run_id: str) -> Path:
     return home / "reports" / f"gate-{slug(release)}-{run_id[:12]}.html"
 
 
-def slug(text: str) -> str:
-    """Lowercase letters, digits and dashes: what Prefect artifact keys accept."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "release"
-
-
 def artifact_key(release: str) -> str:
     return f"release-gate-{slug(release)}"
 
 
-def gate_markdown(result: GateResult, summary: RunSummary) -> str:
+def gate_markdown(result: GateResult) -> str:
     """The Markdown artifact of a gate run (also what a CI job can paste into a comment)."""
-    return render("gate.md.j2", result=result, summary=summary)
+    return render("gate.md.j2", result=result, summary=result.summary)
 
 
 def criteria_table(result: GateResult) -> list[dict[str, Any]]:
@@ -214,3 +204,15 @@ def criteria_table(result: GateResult) -> list[dict[str, Any]]:
         }
         for c in result.criteria
     ]
+
+
+def gate_artifacts(result: GateResult) -> Artifacts:
+    key = artifact_key(result.release)
+    return Artifacts(
+        key=key,
+        markdown=gate_markdown(result),
+        description=f"Release gate {result.release}: {result.verdict.value}",
+        table=criteria_table(result),
+        table_key=f"{key}-criteria",
+        table_description=f"Criteria of release {result.release}, run {result.short_id}",
+    )

@@ -30,30 +30,23 @@ of the case, not a change of the route.
 
 from __future__ import annotations
 
-import gc
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
-import orjson
 from scipy import stats
-from sqlalchemy.engine import Engine
 
-from evalcore.results.verdict import CaseResults, SampleResult
-from evalcore.store.repository import get_run
+from evalcore.results.loader import CaseResults, RunResults, SampleResult, collector_paused
 from evalcore.suite.scorecard import DriftSettings
 
 __all__ = [
     "Finding",
     "FindingKind",
-    "RunSnapshot",
     "Severity",
     "analyse",
-    "load_snapshot",
 ]
 
 
@@ -127,106 +120,6 @@ class Finding:
             "ci_high": self.ci_high,
             "proposal": self.proposal,
         }
-
-
-@dataclass(frozen=True)
-class RunSnapshot:
-    """A run's results by case, with each case's hash in the run's dataset version."""
-
-    run_id: str
-    dataset_hash: str
-    cases: list[CaseResults]
-    hashes: dict[str, str]  # case id -> case hash, for every case of the dataset version
-
-
-# --------------------------------------------------------------------------- loading
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Build tens of thousands of small acyclic objects without the cyclic collector
-    rescanning all of them every few hundred allocations (half the time otherwise)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-_META_SQL = (
-    "SELECT c.case_id, c.case_hash, c.severity, c.tags, c.dataset_hash FROM dataset_case AS c "
-    "JOIN run ON run.dataset_hash = c.dataset_hash WHERE run.id = {marker}"
-)
-_RESULTS_SQL = (
-    'SELECT case_id, "set", passed, latency_ms, cost_usd, judge_cost_usd FROM case_result '
-    "WHERE run_id = {marker} ORDER BY case_id, sample"
-)
-_PASSED: dict[object, bool | None] = {None: None, 0: False, 1: True}  # SQLite's 0/1, PG's bools
-
-
-def load_snapshot(engine: Engine, run_id: str) -> RunSnapshot:
-    """A run as `analyse` reads it, in two queries (its dataset's cases, its results).
-
-    Nightly runs hold tens of thousands of results, so the rows go straight from the
-    driver's cursor (as `insert_results` writes them) and become `CaseResults` in one
-    pass, in case order from the (run, case, sample) unique index; tags are parsed once
-    per distinct JSON text. A plain cursor also reads without opening a write
-    transaction on SQLite (the engine's `BEGIN IMMEDIATE`), so it never waits on writers.
-    """
-    marker = "?" if engine.dialect.name == "sqlite" else "%s"
-    with _collector_paused():
-        with engine.connect() as conn, closing(conn.connection.cursor()) as cursor:
-            cursor.execute(_META_SQL.format(marker=marker), (run_id,))
-            meta_rows = cursor.fetchall()
-            result_rows = None
-            if meta_rows:
-                cursor.execute(_RESULTS_SQL.format(marker=marker), (run_id,))
-                result_rows = cursor.fetchall()
-        if result_rows is not None:
-            dataset_hash: str = meta_rows[0][4]
-        else:  # a short id, an unknown run, or a dataset without cases
-            found = get_run(engine, run_id)
-            if found is None:
-                raise KeyError(run_id)
-            if found.id != run_id:
-                return load_snapshot(engine, found.id)
-            dataset_hash = found.dataset_hash
-            with engine.connect() as conn, closing(conn.connection.cursor()) as cursor:
-                cursor.execute(_RESULTS_SQL.format(marker=marker), (run_id,))
-                result_rows = cursor.fetchall()
-        return RunSnapshot(run_id, dataset_hash, *_build_cases(meta_rows, result_rows))
-
-
-def _build_cases(
-    meta_rows: Sequence[Sequence[Any]], result_rows: Sequence[Sequence[Any]]
-) -> tuple[list[CaseResults], dict[str, str]]:
-    parsed_tags: dict[str, tuple[str, ...]] = {}
-    hashes: dict[str, str] = {}
-    meta: dict[str, tuple[str, tuple[str, ...]]] = {}
-    for case_id, case_hash, severity, raw_tags, _ in meta_rows:
-        tags = parsed_tags.get(raw_tags)
-        if tags is None:
-            tags = parsed_tags[raw_tags] = tuple(orjson.loads(raw_tags))
-        hashes[case_id] = case_hash
-        meta[case_id] = (severity, tags)
-    unknown: tuple[str, tuple[str, ...]] = ("medium", ())  # as load_case_results does
-    cases: list[CaseResults] = []
-    append = cases.append
-    passed_of = _PASSED
-    current: str | None = None
-    set_name = ""
-    samples: list[SampleResult] = []
-    for case_id, set_, passed, latency_ms, cost_usd, judge_cost_usd in result_rows:
-        if case_id != current:
-            if current is not None:
-                append(CaseResults(current, set_name, *meta.get(current, unknown), tuple(samples)))
-            current, set_name, samples = case_id, set_, []
-        samples.append(SampleResult(passed_of[passed], latency_ms, cost_usd, judge_cost_usd))
-    if current is not None:
-        append(CaseResults(current, set_name, *meta.get(current, unknown), tuple(samples)))
-    return cases, hashes
 
 
 # --------------------------------------------------------------------------- statistics
@@ -306,13 +199,20 @@ class _Flip:
     counts: Counts
 
 
+def _case_hashes(results: RunResults) -> dict[str, str]:
+    if results.hashes is None:
+        raise ValueError("drift compares case hashes: load both runs with `hashes=True`")
+    return results.hashes
+
+
 def _dataset_changes(
-    current: RunSnapshot, baseline: RunSnapshot
+    current: RunResults, baseline: RunResults
 ) -> tuple[list[Finding], list[tuple[CaseResults, CaseResults]], list[CaseResults]]:
     """Dataset findings, the comparable (baseline, current) pairs, and the new cases."""
     findings: list[Finding] = []
     added: list[CaseResults] = []
-    same_dataset = current.hashes == baseline.hashes  # then every common case is comparable
+    now_hashes, then_hashes = _case_hashes(current), _case_hashes(baseline)
+    same_dataset = now_hashes == then_hashes  # then every common case is comparable
     if same_dataset and [c.case_id for c in current.cases] == [c.case_id for c in baseline.cases]:
         return findings, list(zip(baseline.cases, current.cases, strict=True)), added  # nightly
     pairs: list[tuple[CaseResults, CaseResults]] = []
@@ -328,14 +228,14 @@ def _dataset_changes(
                     f"case:{case_id}",
                     Severity.info,
                     "in the dataset then, but not run in the baseline"
-                    if case_id in baseline.hashes
+                    if case_id in then_hashes
                     else "new since the baseline's dataset version",
                 )
             )
             added.append(case)
             continue
         if not same_dataset:
-            now, then = current.hashes.get(case_id), baseline.hashes.get(case_id)
+            now, then = now_hashes.get(case_id), then_hashes.get(case_id)
             if now is None or now != then:
                 findings.append(
                     Finding(
@@ -357,7 +257,7 @@ def _dataset_changes(
                 f"case:{case_id}",
                 Severity.info,
                 "still in the dataset, but not run now"
-                if case_id in current.hashes
+                if case_id in now_hashes
                 else "no longer in the dataset",
             )
         )
@@ -600,7 +500,7 @@ def _route_test(
     return _Test(p, effect, make)
 
 
-def analyse(current: RunSnapshot, baseline: RunSnapshot, settings: DriftSettings) -> list[Finding]:
+def analyse(current: RunResults, baseline: RunResults, settings: DriftSettings) -> list[Finding]:
     """Every finding of `current` against `baseline`, most severe first, then by scope.
 
     Pure: no I/O. Dataset changes and flaky cases are always reported; drift only when
@@ -608,11 +508,11 @@ def analyse(current: RunSnapshot, baseline: RunSnapshot, settings: DriftSettings
     `min_effect` large, except flips, which are reported either way (as info when the
     samples are too few to tell).
     """
-    with _collector_paused():
+    with collector_paused():
         return _analyse(current, baseline, settings)
 
 
-def _analyse(current: RunSnapshot, baseline: RunSnapshot, settings: DriftSettings) -> list[Finding]:
+def _analyse(current: RunResults, baseline: RunResults, settings: DriftSettings) -> list[Finding]:
     findings, pairs, added = _dataset_changes(current, baseline)
 
     # One pass over the comparable cases: flaky ones, per-case tests (memoised: most

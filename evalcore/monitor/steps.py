@@ -16,9 +16,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from evalcore.monitor.baseline import current_baseline
-from evalcore.monitor.drift import Finding, FindingKind, Severity, analyse, load_snapshot
+from evalcore.monitor.drift import Finding, FindingKind, Severity, analyse
+from evalcore.report.artifacts import Artifacts, slug
 from evalcore.report.rendering import render
-from evalcore.run.service import RunRequest, prepare_run
+from evalcore.results.loader import load_results
+from evalcore.run.pipeline import open_set_run
 from evalcore.store.repository import get_run
 from evalcore.store.tables import DriftFindingRow, RunRow
 from evalcore.suite import EvalSet, Suite
@@ -76,17 +78,7 @@ class MonitorResult(BaseModel):
 
 
 def open_monitor_run(engine: Engine, suite: Suite, request: MonitorRequest) -> RunRow:
-    return prepare_run(
-        engine,
-        suite,
-        RunRequest(
-            sets=MONITOR_SETS,
-            trigger=request.trigger,
-            target_url=request.target_url,
-            model=request.model,
-            judge_url=request.judge_url,
-        ),
-    )
+    return open_set_run(engine, suite, MONITOR_SETS, request)
 
 
 def _line(finding: Finding) -> FindingLine:
@@ -129,7 +121,9 @@ def analyse_run(engine: Engine, run_id: str, *, run_seconds: float | None = None
         baseline_run_id = baseline.run_id
         settings = Scorecard.model_validate(run.scorecard).drift
         findings = analyse(
-            load_snapshot(engine, run.id), load_snapshot(engine, baseline.run_id), settings
+            load_results(engine, run, hashes=True),
+            load_results(engine, baseline.run_id, hashes=True),
+            settings,
         )
     findings = _with_flaky_history(engine, run.route, findings)
     store_findings(engine, run, baseline_run_id, findings)
@@ -190,8 +184,16 @@ def flaky_history(engine: Engine, *, route: str, limit_runs: int = 30) -> dict[s
     return history
 
 
-def monitor_markdown(result: MonitorResult) -> str:
-    return render("monitor.md.j2", result=result)
+def monitor_artifacts(result: MonitorResult) -> Artifacts:
+    key = f"nightly-monitor-{slug(result.route)}"
+    return Artifacts(
+        key=key,
+        markdown=render("monitor.md.j2", result=result),
+        description=f"Nightly monitor of {result.route}: {len(result.alarms)} alarm(s)",
+        table=findings_table(result),
+        table_key=f"{key}-findings",
+        table_description=f"Findings of run {result.run_id[:12]}",
+    )
 
 
 def findings_table(result: MonitorResult) -> list[dict[str, object]]:

@@ -1,2 +1,2 @@
-"""What a run's stored results say: the run's summary, its per-run statistics, the
-verdict against the scorecard, run history and the nightly trends."""
+"""What a run's stored results say: read once (`loader`), then the run's summary, its
+per-run statistics, the verdict against the scorecard, run history and the nightly trends."""

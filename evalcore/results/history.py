@@ -7,16 +7,16 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from evalcore.results.summary import RunSummary, summarize_run
-from evalcore.results.verdict import RunVerdict, judge, load_case_results
+from evalcore.results.loader import load_results
+from evalcore.results.summary import RunSummary, summarize
+from evalcore.results.verdict import RunVerdict, judge_run
 from evalcore.store.repository import list_runs
 from evalcore.store.tables import RunRow
-from evalcore.suite.scorecard import Scorecard
 
 
 def run_verdict(engine: Engine, run: RunRow) -> RunVerdict:
-    """The verdict against the scorecard snapshot stored with the run, not today's file."""
-    return judge(load_case_results(engine, run.id), Scorecard.model_validate(run.scorecard))
+    """A stored run's verdict, against the scorecard it ran with."""
+    return judge_run(load_results(engine, run))
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,9 @@ class RunOverview:
 def run_overviews(
     engine: Engine, *, limit: int = 20, release: str | None = None
 ) -> list[RunOverview]:
-    return [
-        RunOverview(run, summarize_run(engine, run.id, failure_limit=0), run_verdict(engine, run))
-        for run in list_runs(engine, limit=limit, release=release)
-    ]
+    """The latest runs, newest first, each summarised and judged from one reading."""
+    overviews = []
+    for run in list_runs(engine, limit=limit, release=release):
+        results = load_results(engine, run)
+        overviews.append(RunOverview(run, summarize(results), judge_run(results)))
+    return overviews

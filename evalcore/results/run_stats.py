@@ -1,8 +1,8 @@
 """A finished run in a few numbers (one `run_stats` row), so trends never rescan results.
 
-Counted the way `summarize_run` counts them: errors are never failures, a pass rate is
-passed / (passed + failed) and is None when nothing was scored; the error rate is errors
-over all results. Latency percentiles are over the calls that got a reply (latency
+Taken from the run's summary, so counted the same way: errors are never failures, a pass
+rate is passed / (passed + failed) and is None when nothing was scored; the error rate is
+errors over all results. Latency percentiles are over the calls that got a reply (latency
 recorded), cost is the target's (the judge's is kept apart) and the cost per case divides
 it by the number of distinct cases.
 """
@@ -12,13 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-import numpy as np
-from sqlalchemy import case as sql_case
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from evalcore.store.repository import RESULT_TABLE, get_run
+from evalcore.results.loader import RunResults, StreamedResults, collector_paused, read_results
+from evalcore.results.summary import summarize
 from evalcore.store.tables import RunRow, RunStatsRow, utcnow
 
 STATS_TABLE = RunStatsRow.__table__  # type: ignore[attr-defined]
@@ -32,54 +31,29 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
-def compute_run_stats(engine: Engine, run_id: str) -> RunStatsRow:
-    """The stats of one run from its results (not stored; see `record_run_stats`)."""
-    run = get_run(engine, run_id)
-    if run is None:
-        raise KeyError(run_id)
-    t = RESULT_TABLE.c
-    with engine.connect() as conn:
-        results, passed, failed, errors, cases, cost, judge_cost = conn.execute(
-            select(
-                func.count(),
-                func.sum(sql_case((t.passed.is_(True), 1), else_=0)),
-                func.sum(sql_case((t.passed.is_(False), 1), else_=0)),
-                func.sum(sql_case((t.error_class.is_not(None), 1), else_=0)),
-                func.count(func.distinct(t.case_id)),
-                func.coalesce(func.sum(t.cost_usd), 0.0),
-                func.coalesce(func.sum(t.judge_cost_usd), 0.0),
-            ).where(t.run_id == run.id)
-        ).one()
-        latencies = np.fromiter(
-            (
-                row[0]
-                for row in conn.execute(
-                    select(t.latency_ms).where(t.run_id == run.id, t.latency_ms.is_not(None))
-                )
-            ),
-            dtype=float,
-        )
-    passed, failed, errors = int(passed or 0), int(failed or 0), int(errors or 0)
-    scored = passed + failed
-    cost = float(cost)
-    p50 = float(np.percentile(latencies, 50)) if latencies.size else None
-    p95 = float(np.percentile(latencies, 95)) if latencies.size else None
+def compute_run_stats(results: RunResults | StreamedResults) -> RunStatsRow:
+    """The stats of one run, from its summary (not stored; see `record_run_stats`)."""
+    run = results.run
+    summary = summarize(results)
+    passed = sum(s.passed for s in summary.sets)
+    cases = sum(s.cases for s in summary.sets)
+    scored = passed + summary.failed
     return RunStatsRow(
         run_id=run.id,
         route=run.route,
         sets=list(run.sets),
         created_at=as_utc(run.created_at),
-        results=int(results),
+        results=summary.results,
         passed=passed,
-        failed=failed,
-        errors=errors,
+        failed=summary.failed,
+        errors=summary.errors,
         pass_rate=passed / scored if scored else None,
-        error_rate=errors / results if results else None,
-        latency_p50_ms=p50,
-        latency_p95_ms=p95,
-        cost_usd=cost,
-        judge_cost_usd=float(judge_cost),
-        cost_per_case_usd=cost / cases if cases else None,
+        error_rate=summary.errors / summary.results if summary.results else None,
+        latency_p50_ms=summary.latency_p50_ms,
+        latency_p95_ms=summary.latency_p95_ms,
+        cost_usd=summary.cost_usd,
+        judge_cost_usd=summary.judge_cost_usd,
+        cost_per_case_usd=summary.cost_usd / cases if cases else None,
         computed_at=utcnow(),
     )
 
@@ -91,7 +65,8 @@ def _values(stats: RunStatsRow) -> dict[str, Any]:
 def record_run_stats(engine: Engine, run_id: str) -> RunStatsRow:
     """Compute and store a run's stats; recomputing replaces the row (an upsert, so two
     writers at once leave one row, never a duplicate-key error)."""
-    stats = compute_run_stats(engine, run_id)
+    with collector_paused(), read_results(engine, run_id) as streamed:
+        stats = compute_run_stats(streamed)  # one pass: the run is never held whole
     values = _values(stats)
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(STATS_TABLE).values(**values)

@@ -1,17 +1,21 @@
 """A run's results in numbers: per set, errors by class, latency, cost, the failures.
 
 Errors are counted apart and never as failures: a pass rate is passed / (passed + failed).
+Latency percentiles are over the calls that got a reply (latency recorded); costs are
+summed exactly (`math.fsum`), whatever order the results were read in.
 """
 
 from __future__ import annotations
 
+import math
+from array import array
+
 import numpy as np
 from pydantic import BaseModel, computed_field
-from sqlalchemy import case as sql_case
-from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
 
-from evalcore.store.repository import RESULT_TABLE, get_run
+from evalcore.results.loader import RunResults, StreamedResults
+
+FAILURES_SHOWN = 25  # failed samples a summary lists with their reasons
 
 
 class SetSummary(BaseModel):
@@ -66,47 +70,35 @@ class RunSummary(BaseModel):
         return sum(s.errors for s in self.sets)
 
 
-def summarize_run(engine: Engine, run_id: str, *, failure_limit: int = 25) -> RunSummary:
-    run = get_run(engine, run_id)
-    if run is None:
-        raise KeyError(run_id)
-    t = RESULT_TABLE.c
-    with engine.connect() as conn:
-        per_set = conn.execute(
-            select(
-                t.set,
-                func.count(func.distinct(t.case_id)),
-                func.count(),
-                func.sum(sql_case((t.passed.is_(True), 1), else_=0)),
-                func.sum(sql_case((t.passed.is_(False), 1), else_=0)),
-                func.sum(sql_case((t.error_class.is_not(None), 1), else_=0)),
-                func.coalesce(func.sum(t.cost_usd), 0.0),
-                func.coalesce(func.sum(t.judge_cost_usd), 0.0),
-            )
-            .where(t.run_id == run.id)
-            .group_by(t.set)
-            .order_by(t.set)
-        ).all()
-        errors = conn.execute(
-            select(t.error_class, func.count())
-            .where(t.run_id == run.id, t.error_class.is_not(None))
-            .group_by(t.error_class)
-        ).all()
-        latencies = np.fromiter(
-            (
-                row[0]
-                for row in conn.execute(
-                    select(t.latency_ms).where(t.run_id == run.id, t.latency_ms.is_not(None))
-                )
-            ),
-            dtype=float,
+def summarize(results: RunResults | StreamedResults) -> RunSummary:
+    """The run's numbers from its results, in one pass over them (so a streamed run is never
+    held whole); the failures are those loaded with them."""
+    run = results.run
+    counts: dict[str, list[int]] = {}  # set -> [cases, passed, failed, errors]
+    latencies = array("d")
+    costs, judge_costs = array("d"), array("d")
+    for case in results.cases:
+        tally = counts.get(case.set)
+        if tally is None:
+            tally = counts[case.set] = [0, 0, 0, 0]
+        tally[0] += 1
+        for sample in case.samples:
+            tally[_SLOT[sample.passed]] += 1
+            if sample.latency_ms is not None:
+                latencies.append(sample.latency_ms)
+            costs.append(sample.cost_usd)
+            judge_costs.append(sample.judge_cost_usd)
+    sets = [
+        SetSummary(
+            set=set_name,
+            cases=cases,
+            results=passed + failed + errors,
+            passed=passed,
+            failed=failed,
+            errors=errors,
         )
-        failed = conn.execute(
-            select(t.case_id, t.sample, t.scores)
-            .where(t.run_id == run.id, t.passed.is_(False))
-            .order_by(t.case_id, t.sample)
-            .limit(failure_limit)
-        ).all()
+        for set_name, (cases, passed, failed, errors) in sorted(counts.items())
+    ]
     return RunSummary(
         run_id=run.id,
         route=run.route,
@@ -114,32 +106,25 @@ def summarize_run(engine: Engine, run_id: str, *, failure_limit: int = 25) -> Ru
         release=run.release,
         dataset=run.dataset_hash,
         planned=run.planned,
-        sets=[
-            SetSummary(
-                set=row[0],
-                cases=row[1],
-                results=row[2],
-                passed=int(row[3] or 0),
-                failed=int(row[4] or 0),
-                errors=int(row[5] or 0),
-            )
-            for row in per_set
-        ],
-        errors_by_class={str(k): int(v) for k, v in errors},
-        latency_p50_ms=float(np.percentile(latencies, 50)) if latencies.size else None,
-        latency_p95_ms=float(np.percentile(latencies, 95)) if latencies.size else None,
-        cost_usd=float(sum(row[6] for row in per_set)),
-        judge_cost_usd=float(sum(row[7] for row in per_set)),
+        sets=sets,
+        errors_by_class=dict(results.errors_by_class),  # complete once the cases are read
+        latency_p50_ms=float(np.percentile(latencies, 50)) if latencies else None,
+        latency_p95_ms=float(np.percentile(latencies, 95)) if latencies else None,
+        cost_usd=math.fsum(costs),
+        judge_cost_usd=math.fsum(judge_costs),
         failures=[
             FailureLine(
-                case_id=case_id,
-                sample=sample,
+                case_id=failed.case_id,
+                sample=failed.sample,
                 reasons=[
                     f"{name}: {score['reason']}"
-                    for name, score in (scores or {}).items()
+                    for name, score in failed.scores.items()
                     if not score.get("passed")
                 ],
             )
-            for case_id, sample, scores in failed
+            for failed in results.failures
         ],
     )
+
+
+_SLOT = {True: 1, False: 2, None: 3}  # where a sample counts: passed, failed, error

@@ -3,7 +3,7 @@
 Errors are never failures. A case whose samples all errored has no quality result; when
 errors exceed the scorecard's error budget, or a criterion cannot be measured (a critical
 case that only errored, a set with nothing scored), the verdict is inconclusive, never
-pass.
+pass. It reads nothing itself: it judges results `results.loader` has read.
 """
 
 from __future__ import annotations
@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
-from sqlalchemy import select
-from sqlalchemy.engine import Engine
 
-from evalcore.store.repository import CASE_TABLE, RESULT_TABLE, get_run
+from evalcore.results.loader import CaseResults, RunResults, SampleResult
 from evalcore.suite.scorecard import SampleRule, Scorecard
 
 
@@ -24,39 +22,6 @@ class Verdict(StrEnum):
     passed = "pass"
     failed = "fail"
     inconclusive = "inconclusive"
-
-
-@dataclass(frozen=True)
-class SampleResult:
-    passed: bool | None  # None: the sample is an error
-    latency_ms: float | None
-    cost_usd: float
-    judge_cost_usd: float
-
-
-@dataclass(frozen=True)
-class CaseResults:
-    """All samples of one case in a run, with what the verdict needs to know of the case."""
-
-    case_id: str
-    set: str
-    severity: str
-    tags: tuple[str, ...]
-    samples: tuple[SampleResult, ...]
-
-    @property
-    def scored(self) -> list[bool]:
-        return [s.passed for s in self.samples if s.passed is not None]
-
-    @property
-    def errors(self) -> int:
-        return sum(1 for s in self.samples if s.passed is None)
-
-    @property
-    def flaky(self) -> bool:
-        """Mixed results at a fixed dataset version and target."""
-        scored = self.scored
-        return bool(scored) and any(scored) and not all(scored)
 
 
 def case_passed(case: CaseResults, rule: SampleRule) -> bool | None:
@@ -259,30 +224,6 @@ def judge(cases: Iterable[CaseResults], scorecard: Scorecard) -> RunVerdict:
     return RunVerdict(verdict, criteria, flaky, reason, judge_cost)
 
 
-def load_case_results(engine: Engine, run_id: str) -> list[CaseResults]:
-    """A run's results grouped by case, with set, severity and tags as in its dataset."""
-    run = get_run(engine, run_id)
-    if run is None:
-        raise KeyError(run_id)
-    r, c = RESULT_TABLE.c, CASE_TABLE.c
-    with engine.connect() as conn:
-        meta = {
-            row.case_id: (row.severity, tuple(row.tags))
-            for row in conn.execute(
-                select(c.case_id, c.severity, c.tags).where(c.dataset_hash == run.dataset_hash)
-            )
-        }
-        grouped: dict[str, tuple[str, list[SampleResult]]] = {}
-        for row in conn.execute(
-            select(r.case_id, r.set, r.passed, r.latency_ms, r.cost_usd, r.judge_cost_usd)
-            .where(r.run_id == run.id)
-            .order_by(r.case_id, r.sample)
-        ):
-            entry = grouped.setdefault(row.case_id, (row.set, []))
-            entry[1].append(
-                SampleResult(row.passed, row.latency_ms, row.cost_usd, row.judge_cost_usd)
-            )
-    return [
-        CaseResults(case_id, set_name, *meta.get(case_id, ("medium", ())), tuple(samples))
-        for case_id, (set_name, samples) in grouped.items()
-    ]
+def judge_run(results: RunResults) -> RunVerdict:
+    """The verdict against the scorecard snapshot stored with the run, not today's file."""
+    return judge(results.cases, Scorecard.model_validate(results.run.scorecard))
