@@ -3,23 +3,22 @@
 With `SLACK_BOT_TOKEN` set the digest goes to the owners.yaml channel (or `--channel`);
 `SLACK_BASE_URL` points slack_sdk elsewhere (the local fake). Without a token, or with
 `--offline`, nothing leaves the machine. Either way the digest is written to
-`EVALCORE_HOME/digests/<week>.md` and `<week>.blocks.json`.
+`EVALCORE_HOME/digests/<week>.md` and `<week>.blocks.json`. The work is the weekly-digest
+flow's, run in-process like `gate` and `monitor` run theirs.
 """
 
 from __future__ import annotations
 
 import json
-import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from evalcore.cli.common import JsonOption, SuiteOption, fail, load, open_store
+from evalcore.cli.in_process import prefect_defaults, run_flow
 from evalcore.exitcodes import ExitCode
 from evalcore.settings import get_settings
-
-TOKEN_ENV = "SLACK_BOT_TOKEN"
-BASE_URL_ENV = "SLACK_BASE_URL"
 
 
 def digest_command(
@@ -50,52 +49,45 @@ def digest_command(
 
     Example: [bold]evalcore digest --offline[/]
     """
-    from evalcore.triage.digest import (
-        DigestPostError,
-        digest_client,
-        gather_week,
-        post_digest,
-        render_markdown,
-        render_slack,
-        write_digest_files,
-    )
-
-    token = os.environ.get(TOKEN_ENV) or None
-    posting = bool(token) if post is None else post
-    if posting and not token:
-        fail(f"--post needs a bot token in {TOKEN_ENV} (or use --offline)")
+    has_token = get_settings().slack_bot_token is not None
+    posting = has_token if post is None else post
+    if posting and not has_token:
+        fail("--post needs a bot token in SLACK_BOT_TOKEN (or use --offline)")
     loaded = load(suite)
     target = channel or loaded.owners.channel
     if posting and not target:
         fail(f"no channel to post to: set `channel:` in {loaded.root / 'owners.yaml'} or --channel")
+    open_store()
+    prefect_defaults()
+    from flows.weekly_digest import WeeklyDigestResult, weekly_digest
 
-    engine = open_store()
-    digest = gather_week(engine, loaded, days=days)
-    markdown = render_markdown(digest)
-    messages = render_slack(digest)
-    files = write_digest_files(digest, get_settings().home, markdown=markdown, messages=messages)
-
-    report = None
-    if posting:
-        assert token is not None and target is not None
-        client = digest_client(token, base_url=os.environ.get(BASE_URL_ENV) or None)
-        try:
-            report = post_digest(engine, client, target, digest, messages=messages)
-        except DigestPostError as exc:
-            fail(str(exc), ExitCode.FAIL)
-
+    result = run_flow(
+        "digest",
+        lambda: weekly_digest(
+            suite=str(loaded.root),
+            offline=not posting,
+            channel=target,
+            days=days,
+            post_retries=0,
+            return_state=True,
+        ),
+        WeeklyDigestResult,
+    )
+    if result.post_error:
+        fail(result.post_error, ExitCode.FAIL)
+    report = result.post
     if as_json:
         print(
             json.dumps(
                 {
-                    "week": digest.week,
-                    "route": digest.route,
-                    "pending": len(digest.pending),
-                    "overdue": len(digest.overdue),
-                    "messages": len(messages),
-                    "files": {"markdown": str(files.markdown), "blocks": str(files.blocks)},
+                    "week": result.week,
+                    "route": result.route,
+                    "pending": result.pending,
+                    "overdue": result.overdue,
+                    "messages": result.messages,
+                    "files": {"markdown": result.markdown_path, "blocks": result.blocks_path},
                     "post": report.model_dump(mode="json") if report else None,
-                    "digest": digest.model_dump(mode="json"),
+                    "digest": result.digest.model_dump(mode="json"),
                 },
                 indent=2,
             )
@@ -104,9 +96,10 @@ def digest_command(
     from evalcore.cli.console import console, err_console
 
     if report is None:
+        markdown = result.markdown
         print(markdown, end="" if markdown.endswith("\n") else "\n")
         err_console.print(
-            f"digest {digest.week} written to {files.markdown} and {files.blocks}",
+            f"digest {result.week} written to {result.markdown_path} and {result.blocks_path}",
             highlight=False,
             soft_wrap=True,
         )
@@ -115,8 +108,8 @@ def digest_command(
     for note in report.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(
-        f"{len(digest.pending)} decision(s) pending, {len(digest.overdue)} waiting over a week;"
-        f" copies in {files.markdown.parent}",
+        f"{result.pending} decision(s) pending, {result.overdue} waiting over a week;"
+        f" copies in {Path(result.markdown_path).parent}",
         highlight=False,
         soft_wrap=True,
     )

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
 
 from evalcore.cli.common import SuiteOption, fail, load, open_store
+from evalcore.settings import get_settings
 from evalcore.suite import Suite
 
 slack_app = typer.Typer(help="Slack: the interactivity receiver.", no_args_is_help=True)
@@ -53,16 +53,16 @@ def serve(
     if socket_mode:
         _serve_socket_mode(load(suite))
         return
-    secret = os.environ.get("SLACK_SIGNING_SECRET", "")
-    if not secret:
+    settings = get_settings()
+    if settings.slack_signing_secret is None:
         fail("SLACK_SIGNING_SECRET is not set: without it no request can be verified")
     loaded = load(suite)
-    intake_token = os.environ.get("EVALCORE_INTAKE_TOKEN", "")
+    intake_token = settings.intake_token
     app = create_receiver(
-        signing_secret=secret,
+        signing_secret=settings.slack_signing_secret.get_secret_value(),
         engine=get_engine,
         on_clicks=record_clicks(get_engine, lambda: loaded, slack_client),
-        extra_routes=intake_routes(get_engine, lambda: loaded, intake_token)
+        extra_routes=intake_routes(get_engine, lambda: loaded, intake_token.get_secret_value())
         if intake_token
         else None,
     )
@@ -81,14 +81,14 @@ def _serve_socket_mode(loaded: Suite) -> None:
     from evalcore.store.engine import get_engine
     from evalcore.triage.clicks import record_clicks
 
-    app_token = os.environ.get("SLACK_APP_TOKEN", "")
-    if not app_token:
+    app_token = get_settings().slack_app_token
+    if app_token is None:
         fail("SLACK_APP_TOKEN (an app-level xapp- token) is needed for --socket-mode")
     web = slack_client()
     if web is None:
         fail("SLACK_BOT_TOKEN is needed for --socket-mode (to answer in the digest's thread)")
     client = socket_mode_client(
-        app_token=app_token,
+        app_token=app_token.get_secret_value(),
         web_client=web,
         on_clicks=record_clicks(get_engine, lambda: loaded, lambda: web),
     )

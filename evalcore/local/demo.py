@@ -35,7 +35,7 @@ def _evalcore(*args: str) -> int:
 
 def main() -> None:
     started = time.monotonic()
-    suite = Path(os.environ.get("EVALCORE_SUITE", "evals"))
+    suite = get_settings().suite
     if _evalcore("validate", "--suite", str(suite)) != 0:
         sys.exit(int(ExitCode.USAGE))
     _evalcore("suite", "info", "--suite", str(suite))

@@ -10,7 +10,6 @@ their caller looks for the message before posting again."""
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any
 
 from slack_sdk import WebClient
@@ -22,9 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 
-DEFAULT_BASE_URL = "https://slack.com/api/"
-BASE_URL_ENV = "SLACK_BASE_URL"
-TOKEN_ENV = "SLACK_BOT_TOKEN"
+from evalcore.settings import get_settings
 
 
 def retry_handlers(
@@ -68,7 +65,7 @@ def web_client(
     else Slack's) may point at the local fake."""
     return WebClient(
         token=token,
-        base_url=base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL,
+        base_url=base_url or get_settings().slack_base_url,
         timeout=timeout,
         retry_handlers=retry_handlers(retries, interval=interval),
     )
@@ -76,5 +73,7 @@ def web_client(
 
 def slack_client(token: str | None = None, *, base_url: str | None = None) -> WebClient | None:
     """A client for the bot token (SLACK_BOT_TOKEN), or None when there is no token."""
-    token = token or os.environ.get(TOKEN_ENV)
+    if not token:
+        configured = get_settings().slack_bot_token
+        token = configured.get_secret_value() if configured else None
     return web_client(token, base_url=base_url) if token else None
