@@ -26,10 +26,10 @@ from tests.test_apply import EVALS, decision, files_of, item, record_run
 # files are written by then) the process is killed, as a power cut or the OOM killer would.
 KILLED_WHILE_MARKING = """
 import os, signal
-import evalcore.triage.apply
+import evalcore.triage.apply.write
 from evalcore.cli.app import main
 
-evalcore.triage.apply._mark_applied = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
+evalcore.triage.apply.write._mark_applied = lambda *args: os.kill(os.getpid(), signal.SIGKILL)
 main()
 """
 

@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+from evalcore.files import write_atomic
 from evalcore.report.rendering import render
 from evalcore.results.summary import RunSummary
 from evalcore.results.verdict import RunVerdict
@@ -106,7 +107,5 @@ def write_report(
     """Write the report to `path` atomically."""
     html = render_report(engine, run, summary, verdict)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(html, encoding="utf-8")
-    partial.replace(path)
+    write_atomic(path, html.encode("utf-8"))
     return path

@@ -16,6 +16,7 @@ from typing import Any
 
 from rich.table import Table
 
+from evalcore.files import write_atomic
 from evalcore.report.rendering import render
 from evalcore.results.trends import NightPoint
 from evalcore.suite.scorecard import Scorecard
@@ -261,7 +262,5 @@ def write_trends_html(
     """Write the trends page to `path` atomically."""
     html = render_trends(points, route=route, set_name=set_name, scorecard=scorecard)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(html, encoding="utf-8")
-    partial.replace(path)
+    write_atomic(path, html.encode("utf-8"))
     return path

@@ -19,6 +19,9 @@ first; two sets with Jaccard >= t share at least one gram among the first
 `|x| - ceil(t |x|) + 1` of each, so only the first grams of every entry are indexed
 (an inverted index), a query probes only its own first grams, entries whose size cannot
 reach `t` are cut, and the few candidates left are verified in one vectorised pass.
+A general fuzzy matcher compares a query with every entry instead: rapidfuzz's
+`extractOne` (Indel ratio; it has no n-gram Jaccard) took 13 ms a lookup over the intake
+benchmark's 47,000 texts, against 0.1 ms here.
 """
 
 from __future__ import annotations

@@ -45,6 +45,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 from sqlmodel import select as model_select
 
+from evalcore.files import write_atomic
 from evalcore.slack.client import rate_limit_retries_only, retry_handlers, web_client
 from evalcore.store.tables import DigestPostRow, utcnow
 from evalcore.triage.digest.gather import Digest
@@ -538,12 +539,6 @@ def write_digest_files(
         "generated_at": digest.generated_at.astimezone(dt.UTC).isoformat(),
         "messages": [{"part": m.part, "text": m.text, "blocks": m.blocks} for m in parts],
     }
-    _atomic_write(md_path, md_text.encode())
-    _atomic_write(blocks_path, orjson.dumps(payload, option=orjson.OPT_INDENT_2))
+    write_atomic(md_path, md_text.encode())
+    write_atomic(blocks_path, orjson.dumps(payload, option=orjson.OPT_INDENT_2))
     return DigestFiles(markdown=md_path, blocks=blocks_path)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)

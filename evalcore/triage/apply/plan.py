@@ -1,63 +1,59 @@
-"""Owners' decisions, recorded in the database, written into the versioned eval files.
+"""What applying the pending decisions would do to the files, worked out without writing.
 
-`plan_apply` reads every decision not applied yet and works out, without writing, what it
-does to the files: a backlog item decided `block` / `monitor` becomes a new case appended
-to `cases/production.yaml`; a flaky case decided `demote` moves from the blocking set to
-monitoring (its `set:` edited in place); a threshold decision edits `scorecard.yaml` with
-a ruamel round trip, leaving a short end-of-line comment that says who changed it. Other
-decisions (keep, dismiss, drift) change only database state.
-
-`apply_plan` writes the files atomically, re-loads the suite, and only then marks the
-decisions applied. A suite that no longer loads, or a database update that fails, puts
-every file back as it was and marks nothing.
+A backlog item decided `block` / `monitor` becomes a new case appended to
+`cases/production.yaml`; a flaky case decided `demote` moves from the blocking set to
+monitoring (its `set:` edited in place); a threshold decision edits `scorecard.yaml`,
+leaving a short end-of-line comment that says who changed it. Other decisions (keep,
+dismiss, drift) change only database state.
 
 Conflicts. A decision is judged against what its decider saw: the newest run of the
 route started at or before the decision (its `dataset_case` rows and scorecard
 snapshot). When the files were edited by hand since then in a way that touches a
 decided case or key (the flaky case is gone, no longer blocking or changed; the target
 case id of a backlog item turned up with other content; the threshold differs from the
-value the decider saw), the whole apply is refused and nothing is written. Without such
-a run only what the files alone show is checked. Nothing new is recorded for this.
+value the decider saw), the decision is a conflict, and with any conflict nothing is
+written. Without such a run only what the files alone show is checked. Nothing new is
+recorded for this.
 
 Recovery. An apply killed after writing the files but before marking the decisions
-leaves them pending; the next apply recognises what is already written and marks it
+leaves them pending; the next plan recognises what is already written and marks it
 without writing again: a new case with the content decided, a flaky case whose set alone
 differs from the decider's run, a threshold at the decided value with its own audit
 comment (which keeps naming the value before it).
 
 Refusals. A decision that cannot be applied by itself (no suggested expectation, a value
-out of range, an unknown key) is refused and left pending; the others still apply.
+out of range, an unknown key, a file written in a form these edits do not touch) is
+refused and left pending; the others still apply.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import difflib
-import fcntl
-import io
 import math
-import os
 import re
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
-import yaml
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString
-from sqlalchemy import update
+from ruamel.yaml.comments import CommentedMap
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from evalcore.store.tables import BacklogItemRow, DatasetCaseRow, DecisionRow, RunRow, utcnow
-from evalcore.suite import Case, EvalSet, Severity, Suite, SuiteError, case_hash, load_suite
+from evalcore.store.tables import BacklogItemRow, DatasetCaseRow, DecisionRow, RunRow
+from evalcore.suite import Case, EvalSet, Severity, Suite, case_hash
+from evalcore.triage.apply.edits import (
+    CannotEdit,
+    CaseFileEdit,
+    check_rendered,
+    dump,
+    eol_comment,
+    load_for_edit,
+    render_case,
+    set_eol_comment,
+)
+from evalcore.triage.apply.files import FileChange, decode, encode, read_bytes
 
 PRODUCTION_FILE = "production.yaml"
 PRODUCTION_HEADER = """\
@@ -75,24 +71,7 @@ THRESHOLD_SET_ACTIONS = {"threshold", "set", "change", "raise", "lower"}
 THRESHOLD_ACTIONS = THRESHOLD_SET_ACTIONS | {"keep"}
 
 _REASON_CHARS = 60
-_QUOTED_SCORERS = {"contains", "not_contains", "regex"}
-_STR_TAG = "tag:yaml.org,2002:str"
-_OUR_COMMENT = re.compile(r"^#?\s*[0-9.]+ -> [0-9.]+ by ")
 _CASE_ID = re.compile(r"[^a-z0-9_.:\-]+")
-
-
-class ApplyError(Exception):
-    """The decisions could not be applied; no file was left changed, nothing was marked."""
-
-
-class ApplyConflict(ApplyError):
-    """Files were edited by hand since a decision, touching what it decided: nothing written."""
-
-    def __init__(self, conflicts: Sequence[PlannedDecision]) -> None:
-        self.conflicts = list(conflicts)
-        lines = [f"{len(self.conflicts)} conflict(s); nothing was written:"]
-        lines.extend(f"  {c.label}: {c.detail}" for c in self.conflicts)
-        super().__init__("\n".join(lines))
 
 
 @dataclass(frozen=True)
@@ -135,28 +114,9 @@ class PlannedDecision:
 
 
 @dataclass(frozen=True)
-class FileChange:
-    """A file's bytes before (None: the file is new) and after."""
-
-    path: Path
-    before: bytes | None
-    after: bytes
-
-    def diff(self, base: Path | None = None) -> str:
-        name = str(self.path)
-        if base is not None:
-            with contextlib.suppress(ValueError):
-                name = str(self.path.relative_to(base))
-        old = [] if self.before is None else _decode(self.before)[1].splitlines(keepends=True)
-        new = _decode(self.after)[1].splitlines(keepends=True)
-        lines = difflib.unified_diff(
-            old, new, "/dev/null" if self.before is None else f"a/{name}", f"b/{name}"
-        )
-        return "".join(line if line.endswith("\n") else line + "\n" for line in lines)
-
-
-@dataclass(frozen=True)
 class ApplyPlan:
+    """Every pending decision's outcome, and each file's bytes before and after."""
+
     root: Path
     dataset_before: str
     scorecard_before: str
@@ -174,22 +134,6 @@ class ApplyPlan:
     @property
     def conflicts(self) -> list[PlannedDecision]:
         return [d for d in self.decisions if d.status == "conflict"]
-
-    def diff(self) -> str:
-        base = self.root.parent
-        return "".join(change.diff(base) for change in self.changes)
-
-
-@dataclass(frozen=True)
-class ApplyReport:
-    applied: list[PlannedDecision]
-    refused: list[PlannedDecision]
-    changes: list[FileChange]
-    root: Path
-    dataset_before: str
-    dataset_after: str
-    scorecard_before: str
-    scorecard_after: str
 
     def diff(self) -> str:
         base = self.root.parent
@@ -232,70 +176,6 @@ def plan_apply(engine: Engine, suite: Suite, *, skip: Sequence[str] = ()) -> App
     return _Planner(engine, suite).plan(decisions)
 
 
-def apply_plan(engine: Engine, suite: Suite, plan: ApplyPlan) -> ApplyReport:
-    """Write the plan's files, check the suite still loads, mark the decisions applied.
-
-    Raises `ApplyConflict` when the plan has conflicts and `ApplyError` when the files
-    changed since the plan, the written suite does not load, or the database update
-    fails; in every case the files are as they were and nothing is marked applied.
-    """
-    if suite.root.resolve() != plan.root.resolve():
-        raise ValueError(f"the plan is for {plan.root}, not for the suite at {suite.root}")
-    if plan.conflicts:
-        raise ApplyConflict(plan.conflicts)
-    todo = plan.to_apply
-    if not todo:
-        return ApplyReport(
-            [],
-            plan.refused,
-            [],
-            plan.root,
-            plan.dataset_before,
-            plan.dataset_before,
-            plan.scorecard_before,
-            plan.scorecard_before,
-        )
-    with _suite_lock(plan.root):
-        for change in plan.changes:
-            if _read_bytes(change.path) != change.before:
-                raise ApplyError(
-                    f"{change.path} changed since the decisions were planned; run apply again"
-                )
-        written: list[FileChange] = []
-        try:
-            for change in plan.changes:
-                _write_atomic(change.path, change.after)
-                written.append(change)
-            try:
-                reloaded = load_suite(plan.root)
-            except SuiteError as exc:
-                raise ApplyError(
-                    "the suite would not load after applying the decisions, so every file "
-                    f"was restored and nothing is marked applied.\n{exc}"
-                ) from exc
-            _check_applied(reloaded, todo)
-            try:
-                _mark_applied(engine, todo)
-            except SQLAlchemyError as exc:
-                raise ApplyError(
-                    f"the database update failed, so every file was restored: {exc}"
-                ) from exc
-        except BaseException:
-            for change in reversed(written):
-                _restore(change)
-            raise
-    return ApplyReport(
-        todo,
-        plan.refused,
-        plan.changes,
-        plan.root,
-        plan.dataset_before,
-        reloaded.version.hash,
-        plan.scorecard_before,
-        reloaded.scorecard_version,
-    )
-
-
 # -- planning ---------------------------------------------------------------------------
 
 
@@ -313,31 +193,6 @@ class _Snapshot:
         return f"run {self.run_id[:12]} of {_utc(self.created_at):%Y-%m-%d %H:%M} UTC"
 
 
-@dataclass
-class _CaseFile:
-    """A case file being edited: its text as read, spans to replace, entries to append."""
-
-    path: Path
-    raw: bytes | None
-    bom: bool
-    text: str
-    spans: list[tuple[int, int, str]] = field(default_factory=list)
-    appended: list[str] = field(default_factory=list)
-
-    def result(self) -> str:
-        text = self.text
-        for start, end, replacement in sorted(self.spans, reverse=True):
-            text = text[:start] + replacement + text[end:]
-        newline = "\r\n" if "\r\n" in self.text else "\n"
-        for entry in self.appended:
-            if text and not text.endswith("\n"):
-                text += newline
-            if text.strip() and not text.endswith(newline * 2):
-                text += newline
-            text += entry.replace("\n", newline)
-        return text
-
-
 class _Refuse(Exception):
     """This decision cannot be applied; the others may be."""
 
@@ -351,8 +206,7 @@ class _Planner:
         self.engine = engine
         self.suite = suite
         self.root = suite.root
-        self.files: dict[Path, _CaseFile] = {}
-        self.composed: dict[Path, tuple[yaml.Node | None, dict[str, yaml.MappingNode]]] = {}
+        self.files: dict[Path, CaseFileEdit] = {}
         self.touched_cases: set[str] = set()
         self.touched_keys: set[tuple[str, str]] = set()
         self.new_ids: set[str] = set()
@@ -369,13 +223,11 @@ class _Planner:
         if not any(p.status == "conflict" for p in planned):
             for case_file in self.files.values():
                 if case_file.spans or case_file.appended:
-                    after = _encode(case_file.result(), case_file.bom)
+                    after = encode(case_file.result(), case_file.bom)
                     if after != case_file.raw:
                         changes.append(FileChange(case_file.path, case_file.raw, after))
             if self.scorecard_edited:
-                out = io.StringIO()
-                _yaml().dump(self.scorecard_doc, out)
-                after = _encode(out.getvalue(), self.scorecard_bom)
+                after = encode(dump(self.scorecard_doc), self.scorecard_bom)
                 changes.append(FileChange(self._scorecard_path, self.scorecard_raw, after))
         return ApplyPlan(
             root=self.root,
@@ -470,12 +322,15 @@ class _Planner:
                 )
             extra["file"] = self.suite.case_files[case_id]
             return f"{case_id} is already in {_rel(extra['file'], self.root)}", extra
-        entry = _render_case(body)
-        _check_rendered(entry, case)
         path = self.root / "cases" / PRODUCTION_FILE
-        case_file = self._case_file(path)
-        self._prepare_append(case_file)
-        case_file.appended.append(entry)
+        entry = render_case(body)
+        try:
+            check_rendered(entry, case, path)
+            self._case_file(path).append(
+                entry, header=PRODUCTION_HEADER, where=_rel(path, self.root)
+            )
+        except CannotEdit as exc:
+            raise _Refuse(str(exc)) from None
         self.new_ids.add(case_id)
         extra["file"] = path
         return (
@@ -541,30 +396,6 @@ class _Planner:
         body["notes"] = f"{item.id}: {wrong} ({decided})" if wrong else f"{item.id} ({decided})"
         return body
 
-    def _prepare_append(self, case_file: _CaseFile) -> None:
-        """An empty file gets the header; `[]` is dropped; a flow list cannot take entries."""
-        if not case_file.text.strip() and not case_file.appended:
-            case_file.text = PRODUCTION_HEADER + case_file.text.lstrip("\n")
-            return
-        try:
-            root = yaml.compose(case_file.text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:  # pragma: no cover - the suite loaded
-            raise _Refuse(f"cannot read {case_file.path}: {exc}") from None
-        if root is None:
-            return
-        if isinstance(root, yaml.SequenceNode):
-            if not root.flow_style:
-                return
-            if not root.value:
-                span = (root.start_mark.index, root.end_mark.index, "")
-                if span not in case_file.spans:
-                    case_file.spans.append(span)
-                return
-        raise _Refuse(
-            f"{_rel(case_file.path, self.root)} is not a block list of cases; "
-            "new cases cannot be appended to it"
-        )
-
     # -- flaky cases -------------------------------------------------------------------
 
     def _flaky(self, decision: DecisionRow) -> tuple[str, dict[str, Any]]:
@@ -622,59 +453,15 @@ class _Planner:
             )
         if case_id in self.touched_cases:
             raise _Refuse(f"another decision in this batch already moves {case_id}")
-        case_file = self._case_file(file)
-        if file.suffix == ".jsonl":
-            case_file.spans.append(_jsonl_set_span(case_file.text, case_id, target, where))
-        else:
-            case_file.spans.append(self._yaml_set_span(case_file, case_id, target, where))
+        try:
+            self._case_file(file).move_to_set(case_id, target, where)
+        except CannotEdit as exc:
+            raise _Refuse(str(exc)) from None
         self.touched_cases.add(case_id)
         return (
             f"{case_id} moves from blocking to {target.value} in {where}",
             {"file": file, "expect_case": (case_id, target)},
         )
-
-    def _yaml_set_span(
-        self, case_file: _CaseFile, case_id: str, target: EvalSet, where: str
-    ) -> tuple[int, int, str]:
-        """Where `set: blocking` of the case is written, and its replacement."""
-        root, cases = self._composed(case_file)
-        mapping = cases.get(case_id)
-        if mapping is None:  # pragma: no cover - the suite loaded it from this file
-            raise _Refuse(f"{where}: cannot find case {case_id}")
-        node = next(
-            (v for k, v in mapping.value if isinstance(k, yaml.ScalarNode) and k.value == "set"),
-            None,
-        )
-        if node is None or not isinstance(node, yaml.ScalarNode):
-            raise _Refuse(
-                f"{where}: the set of {case_id} comes from a YAML merge (<<), not its own "
-                "`set:` line; change it by hand"
-            )
-        start, end = node.start_mark.index, node.end_mark.index
-        written = case_file.text[start:end]
-        if written.strip("'\"") != EvalSet.blocking.value or _shared(root, mapping, node):
-            raise _Refuse(
-                f"{where}:{node.start_mark.line + 1}: the `set:` of {case_id} is shared or "
-                "written in a form this command does not edit; change it by hand"
-            )
-        return start, end, written.replace(EvalSet.blocking.value, target.value)
-
-    def _composed(
-        self, case_file: _CaseFile
-    ) -> tuple[yaml.Node | None, dict[str, yaml.MappingNode]]:
-        """The file's node tree (composed once, so node identity holds) and its cases by id."""
-        composed = self.composed.get(case_file.path)
-        if composed is None:
-            found: dict[str, yaml.MappingNode] = {}
-            root = yaml.compose(case_file.text, Loader=yaml.SafeLoader)
-            for entry in root.value if isinstance(root, yaml.SequenceNode) else []:
-                if not isinstance(entry, yaml.MappingNode):
-                    continue
-                for key, value in entry.value:
-                    if key.value == "id" and isinstance(value, yaml.ScalarNode):
-                        found.setdefault(value.value, entry)
-            composed = self.composed[case_file.path] = (root, found)
-        return composed
 
     # -- thresholds --------------------------------------------------------------------
 
@@ -690,7 +477,7 @@ class _Planner:
             raise _Refuse(f"scorecard.yaml has no {label}: no threshold for {what} {name!r}")
         current = float(rules[name].min_pass_rate)
         if action == "keep":
-            return f"{label} stays {_num(current)}; no file changes", {}
+            return f"{label} stays {rate_text(current)}; no file changes", {}
         shown, value = _threshold_value(decision.value)
         note = _audit_note(decision, value)
         # The value before this decision: its own audit comment names it when an apply
@@ -709,9 +496,9 @@ class _Planner:
         else:
             what_shown = "in the decision"
         if shown is not None and not math.isclose(shown, before, abs_tol=1e-12):
-            was = "did not exist" if math.isnan(shown) else f"was {_num(shown)}"
+            was = "did not exist" if math.isnan(shown) else f"was {rate_text(shown)}"
             raise _Conflict(
-                f"scorecard.yaml: {label} is {_num(current)} but {was} when "
+                f"scorecard.yaml: {label} is {rate_text(current)} but {was} when "
                 f"{decision.decided_by} decided ({what_shown}): it was edited by hand since"
             )
         if (section, name) in self.touched_keys:
@@ -719,13 +506,13 @@ class _Planner:
         if written_over is None:
             rule, holder, holder_key = self._threshold_rule(section, name, key)
             rule[key] = value
-            _set_eol_comment(holder, holder_key, f"{_num(current)}{note}")
+            set_eol_comment(holder, holder_key, f"{rate_text(current)}{note}")
             self.scorecard_edited = True
-            detail = f"{label}: {_num(current)} -> {_num(value)} in scorecard.yaml"
+            detail = f"{label}: {rate_text(current)} -> {rate_text(value)} in scorecard.yaml"
         else:
             detail = (
-                f"{label}: already {_num(value)} in scorecard.yaml "
-                f"({_num(written_over)} -> {_num(value)}, written by an earlier apply)"
+                f"{label}: already {rate_text(value)} in scorecard.yaml "
+                f"({rate_text(written_over)} -> {rate_text(value)}, written by an earlier apply)"
             )
         self.touched_keys.add((section, name))
         return detail, {"file": self._scorecard_path, "expect_threshold": (section, name, value)}
@@ -751,7 +538,7 @@ class _Planner:
             _, holder, holder_key = self._threshold_rule(section, name, key)
         except _Refuse:  # a scorecard this command cannot edit holds no comment it wrote
             return None
-        found = re.search(rf"(?:^|; )(\S+){re.escape(note)}$", _eol_comment(holder, holder_key))
+        found = re.search(rf"(?:^|; )(\S+){re.escape(note)}$", eol_comment(holder, holder_key))
         try:
             return None if found is None else float(found.group(1))
         except ValueError:  # not a number: a comment of someone else's that looks alike
@@ -763,18 +550,17 @@ class _Planner:
 
     def _scorecard(self) -> Any:
         if self.scorecard_doc is None:
-            raw = _read_bytes(self._scorecard_path)
+            raw = read_bytes(self._scorecard_path)
             if raw is None:  # pragma: no cover - the suite loaded
                 raise _Refuse("scorecard.yaml is missing")
-            self.scorecard_bom, text = _decode(raw)
-            doc = _yaml().load(text)
-            out = io.StringIO()
-            _yaml().dump(doc, out)
-            if out.getvalue() != text:
+            self.scorecard_bom, text = decode(raw)
+            try:
+                doc = load_for_edit(text)
+            except CannotEdit:
                 raise _Refuse(
                     "scorecard.yaml does not survive a YAML round trip unchanged, so editing "
                     "it here would rewrite other lines; change the threshold by hand"
-                )
+                ) from None
             self.scorecard_raw = raw
             self.scorecard_doc = doc
         return self.scorecard_doc
@@ -790,12 +576,12 @@ class _Planner:
 
     # -- shared ------------------------------------------------------------------------
 
-    def _case_file(self, path: Path) -> _CaseFile:
+    def _case_file(self, path: Path) -> CaseFileEdit:
         case_file = self.files.get(path)
         if case_file is None:
-            raw = _read_bytes(path)
-            bom, text = _decode(raw) if raw is not None else (False, "")
-            case_file = _CaseFile(path, raw, bom, text)
+            raw = read_bytes(path)
+            bom, text = decode(raw) if raw is not None else (False, "")
+            case_file = CaseFileEdit(path, raw, bom, text)
             self.files[path] = case_file
         return case_file
 
@@ -831,302 +617,6 @@ class _Planner:
                 )
             ).all()
         return {case_id: item_id for case_id, item_id in rows if case_id}
-
-
-# -- checks after writing, and the database update --------------------------------------
-
-
-def _check_applied(suite: Suite, applied: list[PlannedDecision]) -> None:
-    """The re-loaded suite shows every decision's effect, or nothing is kept."""
-    for decision in applied:
-        if decision.expect_case is not None:
-            case_id, wanted = decision.expect_case
-            case = suite.get(case_id)
-            if case is None or case.set is not wanted:
-                raise ApplyError(
-                    f"{decision.label}: after writing, {case_id} is not in the {wanted.value} "
-                    "set; every file was restored"
-                )
-        if decision.expect_threshold is not None:
-            section, name, value = decision.expect_threshold
-            rule = getattr(suite.scorecard, section).get(name)
-            if rule is None or not math.isclose(rule.min_pass_rate, value, abs_tol=1e-12):
-                raise ApplyError(
-                    f"{decision.label}: after writing, {section}.{name} is not {_num(value)}; "
-                    "every file was restored"
-                )
-
-
-def _mark_applied(engine: Engine, applied: list[PlannedDecision]) -> None:
-    """One transaction: decisions applied (only if still pending), backlog items moved."""
-    now = utcnow()
-    decision_table = DecisionRow.__table__  # type: ignore[attr-defined]
-    item_table = BacklogItemRow.__table__  # type: ignore[attr-defined]
-    with engine.begin() as conn:
-        for decision in applied:
-            marked = conn.execute(
-                update(decision_table)
-                .where(decision_table.c.id == decision.id)
-                .where(decision_table.c.applied_at.is_(None))
-                .values(applied_at=now, applied_detail=decision.detail)
-            ).rowcount
-            if marked != 1:
-                raise ApplyError(
-                    f"{decision.label} was applied or withdrawn by someone else meanwhile; "
-                    "every file was restored, run apply again"
-                )
-            if decision.kind == "backlog" and decision.item_state is not None:
-                values: dict[str, Any] = {"state": decision.item_state}
-                if decision.case_id is not None:
-                    values["case_id"] = decision.case_id
-                conn.execute(
-                    update(item_table).where(item_table.c.id == decision.ref).values(**values)
-                )
-
-
-# -- files ------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def _suite_lock(root: Path) -> Iterator[None]:
-    """One apply at a time per suite folder (an advisory lock on the folder itself)."""
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
-
-
-def _read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, then replace it: never a half-written file."""
-    mode = None
-    with contextlib.suppress(FileNotFoundError):
-        mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode if mode is not None else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _restore(change: FileChange) -> None:
-    if change.before is None:
-        with contextlib.suppress(FileNotFoundError):
-            change.path.unlink()
-    else:
-        _write_atomic(change.path, change.before)
-
-
-_BOM = b"\xef\xbb\xbf"
-
-
-def _decode(raw: bytes) -> tuple[bool, str]:
-    if raw.startswith(_BOM):
-        return True, raw[len(_BOM) :].decode("utf-8")
-    return False, raw.decode("utf-8")
-
-
-def _encode(text: str, bom: bool) -> bytes:
-    return (_BOM if bom else b"") + text.encode("utf-8")
-
-
-def _shared(root: yaml.Node | None, *nodes: yaml.Node) -> bool:
-    """Whether any of `nodes` is used more than once under `root` (an anchor and an alias,
-    or a merge `<<: *anchor`): editing it would change another case too."""
-    wanted = {id(node) for node in nodes}
-    seen: set[int] = set()
-    uses: dict[int, int] = {}
-    stack: list[yaml.Node] = [root] if root is not None else []
-    while stack:
-        current = stack.pop()
-        if id(current) in wanted:
-            uses[id(current)] = uses.get(id(current), 0) + 1
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, yaml.SequenceNode):
-            stack.extend(current.value)
-        elif isinstance(current, yaml.MappingNode):
-            for key, value in current.value:
-                stack.extend((key, value))
-    return any(count > 1 for count in uses.values())
-
-
-def _jsonl_set_span(text: str, case_id: str, target: EvalSet, where: str) -> tuple[int, int, str]:
-    offset = 0
-    for number, line in enumerate(text.splitlines(keepends=True), start=1):
-        try:
-            entry = orjson.loads(line) if line.strip() else None
-        except orjson.JSONDecodeError:
-            entry = None
-        if isinstance(entry, dict) and entry.get("id") == case_id:
-            hits = list(re.finditer(r'("set"\s*:\s*)"blocking"', line))
-            if len(hits) != 1:
-                raise _Refuse(f"{where}:{number}: cannot find the set of {case_id} to change")
-            start, end = hits[0].span()
-            replacement = f'{hits[0].group(1)}"{target.value}"'
-            return offset + start, offset + end, replacement
-        offset += len(line)
-    raise _Refuse(f"{where}: cannot find case {case_id}")  # pragma: no cover
-
-
-# -- the YAML written -------------------------------------------------------------------
-
-
-def _yaml() -> YAML:
-    rt = YAML()
-    rt.preserve_quotes = True
-    rt.width = 4096
-    rt.indent(mapping=2, sequence=4, offset=2)
-    return rt
-
-
-def _set_eol_comment(holder: Any, key: Any, comment: str) -> None:
-    """Put `# comment` at the end of `key`'s line, keeping comments on the lines after it.
-
-    A comment already there is kept (ours from an earlier change is replaced).
-    """
-    token = _eol_token(holder, key)
-    rest = ""
-    if token is not None:
-        first, _, rest = token.value.partition("\n")
-        first = first.strip()
-        if first and not _OUR_COMMENT.match(first.lstrip("# ")):
-            comment = f"{first.lstrip('# ')}; {comment}"
-    holder.yaml_add_eol_comment(f"# {comment}", key)
-    if token is not None:
-        new = holder.ca.items[key][2]
-        new.value = new.value.rstrip("\n") + "\n" + rest
-
-
-def _eol_token(holder: Any, key: Any) -> Any:
-    """ruamel's comment token after `key`'s value: its end-of-line comment, then the
-    comment lines that follow it (None when there are none)."""
-    entry = holder.ca.items.get(key)
-    return entry[2] if entry is not None and len(entry) > 2 else None
-
-
-def _eol_comment(holder: Any, key: Any) -> str:
-    """The comment at the end of `key`'s line, without its `#` (empty when there is none)."""
-    token = _eol_token(holder, key)
-    return "" if token is None else str(token.value).partition("\n")[0].strip().lstrip("# ")
-
-
-def _audit_note(decision: DecisionRow, value: float) -> str:
-    """What follows the old value in the comment a threshold change leaves on its line:
-    ` -> NEW by OWNER on DAY: REASON`, the reason cut short."""
-    reason = " ".join(decision.reason.split())
-    if len(reason) > _REASON_CHARS:
-        cut = reason[:_REASON_CHARS].rsplit(" ", 1)[0] or reason[:_REASON_CHARS]
-        reason = cut.rstrip(" ,;:.") + "…"
-    return f" -> {_num(value)} by {decision.decided_by} on {_day(decision.decided_at)}" + (
-        f": {reason}" if reason else ""
-    )
-
-
-def _render_case(body: dict[str, Any]) -> str:
-    """One case as a YAML list entry in the style of the example suite's files."""
-
-    def flow_seq(items: list[Any], quote: bool = False) -> CommentedSeq:
-        seq = CommentedSeq([_quoted(i) if quote else _scalar(i) for i in items])
-        seq.fa.set_flow_style()
-        return seq
-
-    def convert(value: Any, depth: int) -> Any:
-        if isinstance(value, dict):
-            mapping = CommentedMap((_scalar(k), convert(v, depth + 1)) for k, v in value.items())
-            flat = all(not isinstance(v, dict | list) for v in value.values())
-            if flat and depth >= 2 and len(orjson.dumps(value, default=str)) <= 90:
-                mapping.fa.set_flow_style()
-            return mapping
-        if isinstance(value, list):
-            if all(not isinstance(v, dict | list) for v in value):
-                return flow_seq(value)
-            return CommentedSeq(convert(v, depth + 1) for v in value)
-        return _scalar(value)
-
-    case = CommentedMap()
-    for key, value in body.items():
-        if key == "tags":
-            case[key] = flow_seq(value)
-        elif key == "source":
-            case[key] = CommentedMap((k, _scalar(v)) for k, v in value.items())
-            case[key].fa.set_flow_style()
-        elif key == "input":
-            messages = CommentedSeq()
-            for message in value["messages"]:
-                converted = CommentedMap(
-                    (k, _quoted(v) if k == "content" else _scalar(v)) for k, v in message.items()
-                )
-                content = message.get("content")
-                if isinstance(content, str) and len(content) <= 80 and "\n" not in content:
-                    converted.fa.set_flow_style()
-                messages.append(converted)
-            case[key] = CommentedMap({"messages": messages})
-        elif key == "expect":
-            # The texts a reply is checked for are quoted, as in the example suite.
-            case[key] = CommentedMap(
-                (
-                    (name, flow_seq(v, quote=True))
-                    if isinstance(v, list) and name in _QUOTED_SCORERS
-                    else (name, _quoted(v) if name == "exact" else convert(v, 2))
-                )
-                for name, v in value.items()
-            )
-        else:
-            case[key] = _scalar(value)
-    out = io.StringIO()
-    _yaml().dump(case, out)
-    lines = out.getvalue().splitlines()
-    return "".join(("- " if n == 0 else "  ") + line + "\n" for n, line in enumerate(lines))
-
-
-def _quoted(value: Any) -> Any:
-    return DoubleQuotedScalarString(value) if isinstance(value, str) else value
-
-
-_RESOLVER = yaml.resolver.Resolver()
-
-
-def _scalar(value: Any) -> Any:
-    """A string the suite's loader (YAML 1.1) would read as something else is quoted.
-
-    ruamel writes YAML 1.2, where `yes`, `on` or `1_000` are plain strings; PyYAML, which
-    reads the suite, would turn them into a bool or a number.
-    """
-    if (
-        isinstance(value, str)
-        and not isinstance(value, DoubleQuotedScalarString)
-        and _RESOLVER.resolve(yaml.ScalarNode, value, (True, False)) != _STR_TAG  # type: ignore[no-untyped-call]
-    ):
-        return DoubleQuotedScalarString(value)
-    return value
-
-
-def _check_rendered(entry: str, case: Case) -> None:
-    """The text appended must read back as exactly the case that was validated."""
-    try:
-        data = yaml.safe_load(entry)
-        again = Case.model_validate(data[0])
-    except (yaml.YAMLError, ValidationError, IndexError, TypeError, KeyError) as exc:
-        raise _Refuse(f"internal error: case {case.id} did not render as YAML: {exc}") from None
-    if case_hash(again) != case_hash(case):  # pragma: no cover - a renderer bug
-        raise _Refuse(f"internal error: case {case.id} reads back differently from YAML")
 
 
 # -- small parsers ----------------------------------------------------------------------
@@ -1191,13 +681,26 @@ def _threshold_value(value: str | None) -> tuple[float | None, float]:
     return shown, new
 
 
+def _audit_note(decision: DecisionRow, value: float) -> str:
+    """What follows the old value in the comment a threshold change leaves on its line:
+    ` -> NEW by OWNER on DAY: REASON`, the reason cut short."""
+    reason = " ".join(decision.reason.split())
+    if len(reason) > _REASON_CHARS:
+        cut = reason[:_REASON_CHARS].rsplit(" ", 1)[0] or reason[:_REASON_CHARS]
+        reason = cut.rstrip(" ,;:.") + "…"
+    return f" -> {rate_text(value)} by {decision.decided_by} on {_day(decision.decided_at)}" + (
+        f": {reason}" if reason else ""
+    )
+
+
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(p) for p in error["loc"])
     return f"{where}: {error['msg']}" if where else error["msg"]
 
 
-def _num(value: float) -> str:
+def rate_text(value: float) -> str:
+    """A pass rate as the audit comments and messages write it: 0.9 -> `0.9`, 1 -> `1.0`."""
     return format(value, "g") if value != int(value) else f"{value:.1f}"
 
 
