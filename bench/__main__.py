@@ -1,6 +1,7 @@
 """`make bench`: the run engine measured side by side with bare loops, the peak memory of
-`validate` and `run` over 100,000 cases, the gate flow's overhead, drift analysis and
-trends, in one run (`--only` picks one part).
+`validate` and `run` over 100,000 cases, the gate flow's overhead, drift analysis,
+trends, and the start-up of `evalcore --help` and a one-case `evalcore run` beside a bare
+script, in one run (`--only` picks one part).
 
 Absolute times on a shared 2-core machine mean little; the ratios printed here compare
 the engine with the ideal and with a bare aiohttp loop against the same stub, measured
@@ -32,6 +33,7 @@ from bench.gate import LATENCY_MS as GATE_LATENCY_MS
 from bench.gate import gate_overhead
 from bench.intake import intake_bench
 from bench.rss import measure_child
+from bench.startup import startup_bench
 from bench.suites import write_suite
 from bench.trends import trends_bench
 from evalcore import aio
@@ -178,7 +180,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs at 100 ms")
     parser.add_argument(
         "--only",
-        choices=["all", "engine", "memory", "gate", "drift", "trends", "digest", "intake"],
+        choices=[
+            "all",
+            "engine",
+            "memory",
+            "gate",
+            "drift",
+            "trends",
+            "digest",
+            "intake",
+            "startup",
+        ],
         default="all",
         help="which benchmarks",
     )
@@ -201,6 +213,9 @@ def main() -> None:
             digest_bench(work, line)
         if args.only in ("all", "intake"):
             intake_bench(work, line)
+        if args.only in ("all", "startup"):
+            with stub(0) as url:
+                startup_bench(work, url, line)
 
 
 def engine_benchmarks(args: argparse.Namespace, work: Path) -> None:

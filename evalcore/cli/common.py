@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 
 from evalcore.exitcodes import ExitCode
-from evalcore.settings import get_settings
-from evalcore.suite import Suite, SuiteError, load_suite
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from evalcore.suite import Suite
 
 SuiteOption = Annotated[
     Path | None,
@@ -48,11 +48,14 @@ def fail(message: str, code: ExitCode = ExitCode.USAGE) -> NoReturn:
 
 def load(path: Path | None) -> Suite:
     """The suite at `path` (or EVALCORE_SUITE); a bad file exits 3 naming file:line:field."""
-    from evalcore.cli.console import print_suite_error
+    from evalcore.settings import get_settings
+    from evalcore.suite import SuiteError, load_suite
 
     try:
         return load_suite(path or get_settings().suite)
     except SuiteError as exc:
+        from evalcore.cli.console import print_suite_error
+
         print_suite_error(exc)
         raise typer.Exit(int(ExitCode.USAGE)) from None
 
@@ -60,11 +63,11 @@ def load(path: Path | None) -> Suite:
 def open_store() -> Engine:
     """The configured store, opened before a command starts anything (Prefect, servers,
     target calls); one it cannot open exits 3 naming the database and what to check."""
-    from rich.markup import escape
-
     from evalcore.store.engine import StoreUnavailable, get_engine
 
     try:
         return get_engine()
     except StoreUnavailable as exc:
+        from rich.markup import escape
+
         fail(escape(str(exc)))  # a path or database name is not markup

@@ -10,26 +10,16 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
-
-from evalcore.results.summary import RunSummary
-from evalcore.results.verdict import RunVerdict
-from evalcore.run import Counters
-from evalcore.suite import Suite, SuiteError
 
 if TYPE_CHECKING:
     from evalcore.monitor.steps import MonitorResult
     from evalcore.results.history import RunOverview
+    from evalcore.results.summary import RunSummary
+    from evalcore.results.verdict import RunVerdict
+    from evalcore.run import Counters
     from evalcore.store.tables import BaselineRow
+    from evalcore.suite import Suite, SuiteError
 
 # Piped output (CI logs, files) gets a wide fixed width instead of rich's 80 columns, so
 # tables stay readable and a line keeps its `file:line` and ids whole.
@@ -49,6 +39,16 @@ async def run_progress(counters: Counters, label: str) -> AsyncIterator[None]:
     if not interactive():
         yield
         return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

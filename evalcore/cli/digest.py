@@ -18,7 +18,6 @@ import typer
 from evalcore.cli.common import JsonOption, SuiteOption, fail, load, open_store
 from evalcore.cli.in_process import prefect_defaults, run_flow
 from evalcore.exitcodes import ExitCode
-from evalcore.settings import get_settings
 
 
 def digest_command(
@@ -49,6 +48,8 @@ def digest_command(
 
     Example: [bold]evalcore digest --offline[/]
     """
+    from evalcore.settings import get_settings
+
     has_token = get_settings().slack_bot_token is not None
     posting = has_token if post is None else post
     if posting and not has_token:

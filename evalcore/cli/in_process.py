@@ -8,12 +8,13 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from evalcore import aio
-from evalcore.cli.common import fail
+from evalcore.cli.common import fail, open_store
 from evalcore.exitcodes import ExitCode
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
+
+    from evalcore.suite import Suite
 
 T = TypeVar("T")
 
@@ -33,6 +34,7 @@ def run_flow(
 ) -> T:
     """Run a flow (sync, or async on an event loop) in-process and return its result, a
     Failed run's too when it carries one; a flow that could not run exits 2."""
+    from evalcore import aio
 
     async def awaited(pending: Awaitable[State[Any]]) -> State[Any]:
         return await pending
@@ -46,3 +48,42 @@ def run_flow(
     if not isinstance(result, expected):
         fail(f"the {what} could not run: {state.message or result!r}", ExitCode.INCONCLUSIVE)
     return result
+
+
+def run_set_flow(
+    what: str,
+    expected: type[T],
+    loaded: Suite,
+    start: Callable[[str | None, str | None], State[Any] | Awaitable[State[Any]]],
+    *,
+    target_url: str | None,
+    model: str | None,
+    judge_url: str | None,
+) -> T:
+    """Run the gate's or the monitor's flow in this process, as `start(target_url,
+    judge_url)` starts it, and return what it concluded.
+
+    A target that cannot be built or a store that cannot be opened exits 3 first, before
+    Prefect starts (so `start` imports the flow). Prefect stores flow parameters: `start`
+    gets the URLs masked, and the flow finds the full ones in this process.
+    """
+    from evalcore.run import keep_full_url
+
+    _check_target(loaded, target_url=target_url, model=model)
+    open_store()
+    prefect_defaults()
+    shown_target_url, shown_judge_url = keep_full_url(target_url), keep_full_url(judge_url)
+    return run_flow(what, lambda: start(shown_target_url, shown_judge_url), expected)
+
+
+def _check_target(loaded: Suite, *, target_url: str | None, model: str | None) -> None:
+    """A target that cannot be built (bad URL override, missing key) stops the command
+    before Prefect or a run row exist."""
+    from evalcore.run import RunSetupError, override_target
+    from evalcore.targets import ConfigError, build_target
+
+    try:
+        config = override_target(loaded.scorecard.target, url=target_url, model=model)
+        build_target(config, concurrency=1, timeout_s=loaded.scorecard.run.timeout_s)
+    except (RunSetupError, ConfigError) as exc:
+        fail(str(exc))

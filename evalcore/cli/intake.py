@@ -10,10 +10,7 @@ item).
 
 from __future__ import annotations
 
-import getpass
-import hmac
 import json
-import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +107,9 @@ def _read_bounded(stream: IO[bytes], limit: int) -> bytes:
 
 
 def _cli_provenance(source: str) -> dict[str, Any]:
+    import getpass
+    import socket
+
     try:
         user: str | None = getpass.getuser()
     except (OSError, KeyError):
@@ -171,6 +171,8 @@ def intake_routes(
     per dataset version. Answers 201 with the item for a new failure, 200 for one stored
     as a duplicate (with its link), 401, 413, 400 or 422 with `{"error", "fields"}`.
     """
+    import hmac
+
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
     from starlette.routing import Route

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from evalcore.cli.common import SuiteOption, fail, load, open_store
-from evalcore.settings import get_settings
-from evalcore.suite import Suite
+
+if TYPE_CHECKING:
+    from evalcore.suite import Suite
 
 slack_app = typer.Typer(help="Slack: the interactivity receiver.", no_args_is_help=True)
 
@@ -44,6 +45,7 @@ def serve(
     import uvicorn
 
     from evalcore.cli.intake import intake_routes
+    from evalcore.settings import get_settings
     from evalcore.slack.client import slack_client
     from evalcore.slack.receiver import create_receiver
     from evalcore.store.engine import get_engine
@@ -76,6 +78,7 @@ def _serve_socket_mode(loaded: Suite) -> None:
     import time
 
     from evalcore.cli.console import console
+    from evalcore.settings import get_settings
     from evalcore.slack.client import slack_client
     from evalcore.slack.socket_mode import socket_mode_client
     from evalcore.store.engine import get_engine

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import orjson
-from jsonschema.exceptions import best_match
-from jsonschema.protocols import Validator
 
 from evalcore.scorers._cache import IdentityMemo
 from evalcore.scorers._text import preview
 from evalcore.scorers.base import Score, ScoreContext, scorer
 from evalcore.suite.models import Case
 from evalcore.targets.base import Reply
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 _CACHE_LIMIT = 8_192
 _MESSAGE_LIMIT = 160
@@ -45,6 +45,8 @@ def validator_for(schema: dict[str, Any]) -> Validator:
         key = json.dumps(schema, sort_keys=True, default=str).encode()
     validator = _by_canon.get(key)
     if validator is None:
+        import jsonschema  # imported by the first schema, not by every run
+
         if len(_by_canon) >= _CACHE_LIMIT:
             _by_canon.clear()
         cls = jsonschema.validators.validator_for(schema)
@@ -57,6 +59,8 @@ def schema_problem(validator: Validator, instance: Any) -> str | None:
     errors = list(validator.iter_errors(instance))
     if not errors:
         return None
+    from jsonschema.exceptions import best_match
+
     best = best_match(errors)
     message = best.message
     if len(message) > _MESSAGE_LIMIT:

@@ -8,20 +8,21 @@ opened raises `StoreUnavailable`, one line naming it (password masked) and what 
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, inspect, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from evalcore.settings import get_settings
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -166,22 +167,38 @@ def _tune_sqlite(engine: Engine) -> None:
 
 
 def _alembic_config() -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def head_revision() -> str | None:
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade to head; concurrent callers serialise on a lock, then find nothing to do."""
+    """Upgrade to head; concurrent callers serialise on a lock, then find nothing to do.
+
+    A store already at head, as on every start but the first, is recognised with one
+    query and without importing Alembic (about a tenth of a short command's start-up);
+    anything else is Alembic's to check and upgrade.
+    """
+    if _at_newest_revision(engine):
+        return
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     head = head_revision()
     if current_revision(engine) == head:
         return
@@ -193,3 +210,49 @@ def migrate(engine: Engine) -> None:
             return
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
+
+
+def _at_newest_revision(engine: Engine) -> bool:
+    """Whether the store's one Alembic version is the newest revision file's."""
+    newest = _newest_revision()
+    if newest is None:
+        return False
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return False
+        versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars()
+        return list(versions) == [newest]
+
+
+def _newest_revision() -> str | None:
+    """The one revision no other file names as its `down_revision`, read from the version
+    files without running them; None when they do not say it plainly (a merge, an id
+    computed at import, two heads), and then Alembic decides."""
+    parents: dict[str, str | None] = {}
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        assigned = _assigned_literals(path)
+        revision = assigned.get("revision")
+        parent = assigned.get("down_revision", ...)  # absent is not plain either
+        if not isinstance(revision, str) or not isinstance(parent, str | None):
+            return None
+        parents[revision] = parent
+    heads = parents.keys() - set(parents.values())
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _assigned_literals(path: Path) -> dict[str, Any]:
+    """A Python file's top-level `name = literal` (or `name: type = literal`) values."""
+    assigned: dict[str, Any] = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name):
+            with contextlib.suppress(ValueError):
+                assigned[target.id] = ast.literal_eval(value)
+    return assigned

@@ -12,7 +12,6 @@ import sys
 from enum import StrEnum
 from typing import Any
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -238,6 +237,8 @@ class Case(Strict):
 
 
 def _check_schema(schema: dict[str, Any]) -> None:
+    import jsonschema  # only suites with a schema pay for importing it
+
     try:
         validator = jsonschema.validators.validator_for(schema)
         validator.check_schema(schema)
