@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck imports bench clean
+.PHONY: demo serve test coverage lint typecheck imports bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -30,8 +30,17 @@ typecheck: $(STAMP)
 imports: $(STAMP)
 	$(BIN)/lint-imports
 
+# One pytest worker per core (pytest-xdist); each has its own databases, Prefect server,
+# fake Slack and ports (tests/conftest.py).
+PYTEST := $(BIN)/pytest -q -n auto
+
 test: lint typecheck imports
-	$(BIN)/pytest -q
+	$(PYTEST)
+
+# Line coverage of the packages, with the test run of `make test` (its data kept in .venv).
+coverage: $(STAMP)
+	COVERAGE_FILE=$(VENV)/.coverage $(PYTEST) --cov=evalcore --cov=flows --cov=deployments \
+		--cov-report=term
 
 bench: $(STAMP)
 	$(BIN)/python -m bench

@@ -1,9 +1,13 @@
-"""Shared fixtures: a private state folder per test, the two real databases, and the
-fake Slack.
+"""Shared fixtures: a private state folder per test, the two real databases, the fake
+Slack and a Prefect server.
 
 PostgreSQL tests run against the server on 127.0.0.1:5432 in a database created for
 this test session and dropped after it. Under CI=true an unreachable server fails the
 run instead of skipping, so a green CI always means both backends were exercised.
+
+Under pytest-xdist (`make test`) each worker is a session of its own: its own PREFECT_HOME,
+PostgreSQL database, fake Slack and Prefect server (started by the first test that needs
+one), each on a free loopback port.
 """
 
 from __future__ import annotations

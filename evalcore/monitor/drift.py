@@ -19,7 +19,7 @@ rate hold. When the target did not change every hypothesis is null; BH then boun
 family-wise error by q (proved for independent and positively dependent tests; the
 overlapping scopes here, a set and its tags, a case and its tag, move together), so the
 chance that a run raises any alarm is at most min(alpha, fdr), and the minimum-effect
-filter only removes findings. `tests/test_drift.py` checks the rate on 50 repeated runs
+filter only removes findings. `tests/monitor/test_drift.py` checks the rate on 300 seeded synthetic repetitions
 of an unchanged, nondeterministic target. It rests on samples being independent draws,
 as a target's sampling nondeterminism is; a difference between two runs that is not the
 target's own (a loaded machine on one night) is a real difference to these tests.
