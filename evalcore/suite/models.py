@@ -69,11 +69,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class Source(Strict):
+    """Where a case came from. A generated fixture names its family, parent case, variant
+    and seed, so that it can be traced back and generated again byte for byte."""
+
     kind: SourceKind
     ref: str | None = None
     captured: dt.date | None = None
     reporter: str | None = None
+    # Left out of the canonical form when unset: cases written before these fields existed
+    # keep the dataset version they had.
+    family: str | None = Field(default=None, exclude_if=_unset)
+    parent: str | None = Field(default=None, exclude_if=_unset)
+    variant: str | None = Field(default=None, exclude_if=_unset)
+    seed: int | None = Field(default=None, exclude_if=_unset)
 
 
 class Message(Strict):
@@ -82,9 +95,13 @@ class Message(Strict):
 
 
 class ContextDoc(Strict):
+    """A document the route is given with the question. `trusted: false` marks one from a
+    source the route must not rely on (a forum post, a pasted email, a scraped page)."""
+
     id: str
     text: str
     as_of: dt.date | None = None
+    trusted: bool = Field(default=True, exclude_if=lambda trusted: trusted)
 
 
 class ToolSpec(Strict):

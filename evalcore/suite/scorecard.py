@@ -163,6 +163,42 @@ class DriftSettings(_Strict):
     timezone: str = "UTC"
 
 
+class Freshness(_Strict):
+    """How old a document may be before the route must not rely on it: the fixture
+    generator's stale records are dated past this limit."""
+
+    max_age_days: int = Field(default=365, ge=1)
+
+
+class ToMonitoring(_Strict):
+    """Backlog cases (generated fixtures among them) proposed for the monitoring set."""
+
+    sources: list[Literal["fixture", "production", "handwritten"]] = Field(
+        default_factory=lambda: ["fixture"]
+    )
+    max_per_digest: int = Field(default=10, ge=0)
+
+
+class ToBlocking(_Strict):
+    """Monitoring cases proposed for the blocking set once stable and passing."""
+
+    nights: int = Field(default=7, ge=1)  # consecutive nightly runs, every sample passing
+    max_per_digest: int = Field(default=10, ge=0)
+
+
+class Graduation(_Strict):
+    """When a case is *proposed* for promotion. An owner of the case's scope decides in the
+    weekly digest; nothing moves on its own."""
+
+    to_monitoring: ToMonitoring = Field(default_factory=ToMonitoring)
+    to_blocking: ToBlocking = Field(default_factory=ToBlocking)
+    owner: str | None = None
+
+
+def _is_default(value: BaseModel) -> bool:
+    return value == type(value)()
+
+
 class Scorecard(_Strict):
     route: str = Field(min_length=1)
     owner: str | None = None
@@ -176,6 +212,10 @@ class Scorecard(_Strict):
     budgets: Budgets = Field(default_factory=Budgets)
     samples: SampleRule = Field(default_factory=SampleRule)
     drift: DriftSettings = Field(default_factory=DriftSettings)
+    # Left out of the dump at their defaults: a scorecard written before these sections
+    # existed keeps its version (hash).
+    freshness: Freshness = Field(default_factory=Freshness, exclude_if=_is_default)
+    graduation: Graduation = Field(default_factory=Graduation, exclude_if=_is_default)
 
     def price_for(self, model: str | None) -> Price | None:
         if model is None:

@@ -27,7 +27,8 @@ def context_message(context: list[dict[str, Any]]) -> str:
     for doc in context:
         as_of = doc.get("as_of")
         when = f" (as of {as_of})" if as_of is not None else ""
-        lines.append(f"[{doc['id']}]{when} {doc['text']}")
+        trust = " (untrusted source)" if doc.get("trusted") is False else ""
+        lines.append(f"[{doc['id']}]{when}{trust} {doc['text']}")
     return "\n".join(lines)
 
 
