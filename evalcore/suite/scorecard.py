@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from evalcore.suite.models import patterns_that_compile
+from evalcore.suite.models import SourceKind, patterns_that_compile
 
 
 class _Strict(BaseModel):
@@ -173,9 +173,7 @@ class Freshness(_Strict):
 class ToMonitoring(_Strict):
     """Backlog cases (generated fixtures among them) proposed for the monitoring set."""
 
-    sources: list[Literal["fixture", "production", "handwritten"]] = Field(
-        default_factory=lambda: ["fixture"]
-    )
+    sources: list[SourceKind] = Field(default_factory=lambda: [SourceKind.fixture])
     max_per_digest: int = Field(default=10, ge=0)
 
 
