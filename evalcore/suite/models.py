@@ -63,14 +63,14 @@ class SourceKind(StrEnum):
 FIELD_LIMIT_BYTES = 1 << 20
 
 
+def _unset(value: object) -> bool:
+    return value is None
+
+
 class Strict(BaseModel):
     """Unknown keys are errors: a typo in a case file must not silently drop a check."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _unset(value: object) -> bool:
-    return value is None
 
 
 class Source(Strict):
@@ -89,9 +89,30 @@ class Source(Strict):
     seed: int | None = Field(default=None, exclude_if=_unset)
 
 
+class MessageToolCall(Strict):
+    """A tool call the assistant made earlier in the conversation."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
 class Message(Strict):
+    """One turn. An assistant turn may carry the tool calls it made; the `tool` turn that
+    answers one names it by `tool_call_id`, as chat APIs require."""
+
     role: str = Field(pattern=r"^(system|user|assistant|tool)$")
     content: str
+    tool_calls: list[MessageToolCall] | None = Field(default=None, exclude_if=_unset)
+    tool_call_id: str | None = Field(default=None, exclude_if=_unset)
+
+    @model_validator(mode="after")
+    def _tool_fields_fit_the_role(self) -> Message:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("only an assistant message can carry tool_calls")
+        if self.tool_call_id is not None and self.role != "tool":
+            raise ValueError("only a tool message can carry tool_call_id")
+        return self
 
 
 class ContextDoc(Strict):

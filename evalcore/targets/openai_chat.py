@@ -32,11 +32,33 @@ def context_message(context: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _chat_message(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A case's message in the chat API's shape: earlier tool calls as `function` calls
+    with their arguments as a JSON string."""
+    calls = message.get("tool_calls")
+    if not calls:
+        return message
+    return {
+        **message,
+        "tool_calls": [
+            {
+                "id": call["id"],
+                "type": "function",
+                "function": {
+                    "name": call["name"],
+                    "arguments": orjson.dumps(call.get("arguments") or {}).decode(),
+                },
+            }
+            for call in calls
+        ],
+    }
+
+
 def build_chat_body(
     case_input: Mapping[str, Any], model: str, params: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The request body: context first, the case's messages, its tools, then `params`."""
-    messages = case_input["messages"]
+    messages = [_chat_message(message) for message in case_input["messages"]]
     context = case_input.get("context")
     if context:
         messages = [{"role": "system", "content": context_message(context)}, *messages]
