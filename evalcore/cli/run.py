@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from evalcore.cli.common import JsonOption, SuiteOption, fail, load, open_store
-from evalcore.suite import EvalSet
+from evalcore.suite.sets import EvalSet
 
 if TYPE_CHECKING:
     from evalcore.run import RunReport

@@ -13,7 +13,6 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from evalcore.results.loader import RunResults, StreamedResults, collector_paused, read_results
@@ -68,7 +67,11 @@ def record_run_stats(engine: Engine, run_id: str) -> RunStatsRow:
     with collector_paused(), read_results(engine, run_id) as streamed:
         stats = compute_run_stats(streamed)  # one pass: the run is never held whole
     values = _values(stats)
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    dialect: Any
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql as dialect  # only a PostgreSQL store
+    else:
+        from sqlalchemy.dialects import sqlite as dialect
     stmt = dialect.insert(STATS_TABLE).values(**values)
     stmt = stmt.on_conflict_do_update(
         index_elements=[STATS_TABLE.c.run_id],

@@ -10,12 +10,29 @@ from __future__ import annotations
 import math
 from array import array
 
-import numpy as np
 from pydantic import BaseModel, computed_field
 
 from evalcore.results.loader import RunResults, StreamedResults
 
 FAILURES_SHOWN = 25  # failed samples a summary lists with their reasons
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The q-th percentile of sorted values, bit for bit what `numpy.percentile` gives with
+    its default (linear) method: a run's summary does not import numpy for two numbers."""
+    n = len(ordered)
+    quantile = q / 100
+    virtual = (n - 1) * quantile
+    below = min(max(math.floor(virtual), 0), n - 1)
+    above = min(below + 1, n - 1)
+    if virtual <= 0:
+        return float(ordered[0])
+    if virtual >= n - 1:
+        return float(ordered[-1])
+    gamma = virtual - below
+    a, b = ordered[below], ordered[above]
+    diff = b - a
+    return float(b - diff * (1 - gamma)) if gamma >= 0.5 else float(a + diff * gamma)
 
 
 class SetSummary(BaseModel):
@@ -99,6 +116,7 @@ def summarize(results: RunResults | StreamedResults) -> RunSummary:
         )
         for set_name, (cases, passed, failed, errors) in sorted(counts.items())
     ]
+    ordered = sorted(latencies)
     return RunSummary(
         run_id=run.id,
         route=run.route,
@@ -108,8 +126,8 @@ def summarize(results: RunResults | StreamedResults) -> RunSummary:
         planned=run.planned,
         sets=sets,
         errors_by_class=dict(results.errors_by_class),  # complete once the cases are read
-        latency_p50_ms=float(np.percentile(latencies, 50)) if latencies else None,
-        latency_p95_ms=float(np.percentile(latencies, 95)) if latencies else None,
+        latency_p50_ms=percentile(ordered, 50) if ordered else None,
+        latency_p95_ms=percentile(ordered, 95) if ordered else None,
         cost_usd=math.fsum(costs),
         judge_cost_usd=math.fsum(judge_costs),
         failures=[

@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 from sqlmodel import select as model_select
@@ -39,7 +38,11 @@ def new_run_id() -> str:
 
 def _insert_ignoring_duplicates(engine: Engine, table: Any) -> Any:
     if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # loaded only by a PostgreSQL store
+
         return postgresql.insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+
     return sqlite.insert(table).on_conflict_do_nothing()
 
 

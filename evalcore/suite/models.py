@@ -15,6 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from evalcore.suite.sets import EvalSet
+
+__all__ = ["EvalSet"]  # re-exported: defined apart so that CLI options can name it cheaply
+
 
 def patterns_that_compile(patterns: list[str]) -> list[str]:
     """`patterns`, each checked to compile with `re` (what users write patterns for);
@@ -25,14 +29,6 @@ def patterns_that_compile(patterns: list[str]) -> list[str]:
         except re.error as exc:
             raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
     return patterns
-
-
-class EvalSet(StrEnum):
-    """Which role a case plays: gate releases, watch for drift, or wait for judgement."""
-
-    blocking = "blocking"
-    monitoring = "monitoring"
-    backlog = "backlog"
 
 
 class Severity(StrEnum):

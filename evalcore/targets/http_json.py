@@ -11,12 +11,15 @@ last item). A configured path missing from a reply is `BadReply` saying where it
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-import jinja2
 import orjson
+
+if TYPE_CHECKING:
+    import jinja2
 
 from evalcore.targets._parse import (
     MISSING,
@@ -53,20 +56,23 @@ _SAMPLE_INPUT: dict[str, Any] = {
 
 
 def _tojson(value: Any) -> str:
+    import jinja2
+
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises here, naming the missing variable
     return orjson.dumps(value).decode()
 
 
+@functools.cache
 def _environment() -> jinja2.Environment:
+    """Built on first use: a run against another kind of target does not load Jinja2."""
+    import jinja2
+
     env = jinja2.Environment(
         undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False
     )
     env.filters["tojson"] = _tojson  # JSON text without Jinja's HTML escaping, and faster
     return env
-
-
-_ENV = _environment()
 
 
 def template_variables(case_input: Mapping[str, Any], model: str | None) -> dict[str, Any]:
@@ -157,8 +163,10 @@ class HttpJsonTarget:
 
 
 def _compile(source: str) -> jinja2.Template:
+    import jinja2
+
     try:
-        return _ENV.from_string(source)
+        return _environment().from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigError(f"body_template line {exc.lineno}: {exc.message}") from None
 
