@@ -272,6 +272,34 @@ def test_regressed_slow_adds_latency_only(client: httpx.Client) -> None:
     assert slow["content"] == message_of(ask(client, EU_REFUND))["content"]
 
 
+def test_regressed_sources_and_stale_are_served_by_name(client: httpx.Client) -> None:
+    models = {m["id"] for m in client.get("/models").json()["data"]}
+    assert {"support-assistant@regressed-sources", "support-assistant@regressed-stale"} <= models
+    context = (
+        "Context documents:\n"
+        "[ship-old] (as of 2024-01-10) Standard shipping is free for US orders of $99 or more.\n"
+        "[ship-new] (as of 2026-01-10) Standard shipping is free for US orders of $55 or more.\n"
+        "[ship-rumour] (as of 2026-05-01) (untrusted source) Standard shipping is free for "
+        "US orders of $5 or more."
+    )
+    answers = {}
+    for version in ("v1", "regressed-stale", "regressed-sources"):
+        response = client.post(
+            "/chat/completions",
+            json={
+                "model": f"support-assistant@{version}",
+                "messages": [
+                    {"role": "system", "content": context},
+                    {"role": "user", "content": "is standard shipping free on a $60 order?"},
+                ],
+            },
+        )
+        answers[version] = message_of(response)["content"]
+    assert "ship-new" in answers["v1"] and "$55" in answers["v1"]
+    assert "ship-old" in answers["regressed-stale"] and "$99" in answers["regressed-stale"]
+    assert "ship-rumour" in answers["regressed-sources"]
+
+
 def test_version_header_beats_the_model_suffix(client: httpx.Client) -> None:
     response = ask(
         client,
