@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from evalcore.triage.apply import ApplyPlan, ApplyReport, PlannedDecision
 
 decisions_app = typer.Typer(
-    help="Owners' decisions on backlog items, flaky cases, drift and thresholds.",
+    help="Owners' decisions on backlog items, flaky cases, drift, thresholds and promotions.",
     no_args_is_help=True,
 )
 
@@ -107,14 +107,23 @@ def apply_decisions(
 
 @decisions_app.command("record")
 def record_cmd(
-    ref: Annotated[str, typer.Argument(help="Item: BL-000123, ZD-48213, flaky:<case>, ...")],
-    action: Annotated[str, typer.Argument(help="block, monitor, keep, dismiss, demote, ...")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="Item: BL-000123, ZD-48213, flaky:<case>, graduate:blocking:<case>, ..."
+        ),
+    ],
+    action: Annotated[
+        str, typer.Argument(help="block, monitor, keep, dismiss, demote, promote, ...")
+    ],
     by: Annotated[str, typer.Option("--by", help="Owner id from owners.yaml.")],
     value: Annotated[str | None, typer.Option(help="For a threshold: the new number.")] = None,
     reason: Annotated[str, typer.Option(help="Why.")] = "",
     suite: SuiteOption = None,
 ) -> None:
     """Record a decision without Slack (same owner checks, one decision per item).
+
+    `promote` takes a bare case id too: the case goes one step up from its set.
 
     Example: [bold]evalcore decisions record ZD-48213 block --by maya.okafor[/]
     """

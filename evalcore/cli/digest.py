@@ -42,7 +42,8 @@ def digest_command(
     as_json: JsonOption = False,
 ) -> None:
     """The weekly triage digest: gate verdicts, regressions, flaky cases, new backlog,
-    cost and latency, and every decision still pending, with buttons.
+    cost and latency, every decision still pending and the proposed promotions, with
+    buttons.
 
     Posted once per week per channel; a re-run updates the same messages.
 
@@ -85,6 +86,7 @@ def digest_command(
                     "route": result.route,
                     "pending": result.pending,
                     "overdue": result.overdue,
+                    "proposals": len(result.digest.proposals),
                     "messages": result.messages,
                     "files": {"markdown": result.markdown_path, "blocks": result.blocks_path},
                     "post": report.model_dump(mode="json") if report else None,
@@ -109,7 +111,8 @@ def digest_command(
     for note in report.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(
-        f"{result.pending} decision(s) pending, {result.overdue} waiting over a week;"
+        f"{result.pending} decision(s) pending, {result.overdue} waiting over a week,"
+        f" {len(result.digest.proposals)} promotion(s) proposed;"
         f" copies in {Path(result.markdown_path).parent}",
         highlight=False,
         soft_wrap=True,

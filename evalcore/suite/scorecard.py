@@ -178,9 +178,11 @@ class ToMonitoring(_Strict):
 
 
 class ToBlocking(_Strict):
-    """Monitoring cases proposed for the blocking set once stable and passing."""
+    """Monitoring cases proposed for the blocking set once stable and passing: every
+    sample of every nightly run passed on each of the last `nights` nights that had one,
+    with the case as it is written now."""
 
-    nights: int = Field(default=7, ge=1)  # consecutive nightly runs, every sample passing
+    nights: int = Field(default=7, ge=1)
     max_per_digest: int = Field(default=10, ge=0)
 
 
@@ -190,7 +192,7 @@ class Graduation(_Strict):
 
     to_monitoring: ToMonitoring = Field(default_factory=ToMonitoring)
     to_blocking: ToBlocking = Field(default_factory=ToBlocking)
-    owner: str | None = None
+    owner: str | None = None  # may decide every promotion, beside the owners of its scope
 
 
 def _is_default(value: BaseModel) -> bool:

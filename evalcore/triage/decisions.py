@@ -8,12 +8,13 @@ versioned files is `evalcore decisions apply`, later and separately.
 
 Item refs: backlog `BL-000123` (or its ticket, `ZD-48213`); drift
 `drift:<route>:<scope>:<metric>`; flaky `flaky:<case_id>`; threshold
-`<set>.min_pass_rate` or `tag:<tag>.min_pass_rate`.
+`<set>.min_pass_rate` or `tag:<tag>.min_pass_rate`; promotion `graduate:<set>:<case_id>`
+(`promote` also takes a bare case id: the case goes one step up from where it is).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 from sqlalchemy.engine import Engine
@@ -26,8 +27,16 @@ from evalcore.store.tables import (
     DecisionRow,
     DriftFindingRow,
 )
-from evalcore.suite import Suite
+from evalcore.suite import EvalSet, Suite
 from evalcore.suite.owners import Owner
+from evalcore.triage.graduation import (
+    GRADUATION_KIND,
+    graduation_ref,
+    next_set,
+    parse_graduation_ref,
+    previous_set,
+    promotion_owners,
+)
 
 
 class ItemKind(StrEnum):
@@ -35,6 +44,7 @@ class ItemKind(StrEnum):
     drift = "drift"
     flaky = "flaky"
     threshold = "threshold"
+    graduation = GRADUATION_KIND
 
 
 ACTIONS: dict[ItemKind, tuple[str, ...]] = {
@@ -42,6 +52,7 @@ ACTIONS: dict[ItemKind, tuple[str, ...]] = {
     ItemKind.drift: ("accept_baseline", "investigate"),
     ItemKind.flaky: ("demote", "keep"),
     ItemKind.threshold: ("threshold",),
+    ItemKind.graduation: ("promote", "keep"),
 }
 
 
@@ -75,6 +86,7 @@ class Item:
     sets: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     route: str | None = None
+    named_owners: tuple[str, ...] = ()  # owner ids the suite's files name for this item
 
 
 @dataclass(frozen=True)
@@ -92,7 +104,20 @@ def item_kind_of(ref: str) -> ItemKind:
         return ItemKind.flaky
     if ref.endswith(".min_pass_rate"):
         return ItemKind.threshold
+    if parse_graduation_ref(ref) is not None:
+        return ItemKind.graduation
     return ItemKind.backlog
+
+
+def normalized_ref(suite: Suite, ref: str, action: str) -> str:
+    """`promote <case-id>` means the case's next step up: its graduation ref (for a
+    blocking case, the step into blocking, which is then refused with the reason)."""
+    if action != "promote" or item_kind_of(ref) is not ItemKind.backlog:
+        return ref
+    case = suite.get(ref)
+    if case is None:
+        return ref
+    return graduation_ref(ref, next_set(case.set) or EvalSet.blocking)
 
 
 def resolve_item(engine: Engine, suite: Suite, ref: str) -> Item | None:
@@ -116,6 +141,8 @@ def resolve_item(engine: Engine, suite: Suite, ref: str) -> Item | None:
         if case is None:
             return None
         return Item(kind, ref, case.id, (case.set.value,), tuple(case.tags), suite.scorecard.route)
+    if kind is ItemKind.graduation:
+        return promotion_item(suite, ref)
     if kind is ItemKind.threshold:
         key = ref.removesuffix(".min_pass_rate")
         scorecard = suite.scorecard
@@ -148,8 +175,36 @@ def resolve_item(engine: Engine, suite: Suite, ref: str) -> Item | None:
     return Item(kind, ref, f"{metric} of {scope}", sets, tags, route)
 
 
+def promotion_item(suite: Suite, ref: str) -> Item | None:
+    """The promotion `ref` names, from the suite alone; None when its case is gone."""
+    parsed = parse_graduation_ref(ref)
+    case = suite.get(parsed[1]) if parsed is not None else None
+    if parsed is None or case is None:
+        return None
+    target = parsed[0]
+    return Item(
+        ItemKind.graduation,
+        ref,
+        f"{case.id} ({previous_set(target).value} → {target.value})",
+        (case.set.value,),
+        tuple(case.tags),
+        suite.scorecard.route,
+        promotion_owners(suite.scorecard, case, target),
+    )
+
+
 def may_decide(owner: Owner, item: Item, action: str) -> bool:
-    """Whether owners.yaml gives `owner` the scope this decision touches."""
+    """Whether owners.yaml gives `owner` the scope this decision touches.
+
+    A promotion changes which set a case is in, so it goes to those who answer for that
+    change, as a backlog item's `monitor` / `block` does: the route's owners and the
+    owners of the case's tags (as for every item); to monitoring, the curators of the
+    backlog or monitoring set and the owners of the monitoring threshold; to blocking —
+    which gates releases — the curators of the blocking set, release owners and the
+    owners of the blocking threshold, not the curators of monitoring alone. The files
+    name owners too, and those may decide: the case's `owner`, the scorecard's
+    `graduation.owner` and the `owner` of the target set's threshold.
+    """
     owns = owner.owns
 
     def has(values: list[str], wanted: tuple[str, ...]) -> bool:
@@ -162,6 +217,17 @@ def may_decide(owner: Owner, item: Item, action: str) -> bool:
         return True
     if has(owns.tags, item.tags):
         return True
+    if item.kind is ItemKind.graduation:
+        parsed = parse_graduation_ref(item.ref)
+        if parsed is None:  # pragma: no cover - resolve_item made the item from its ref
+            return False
+        if owner.id in item.named_owners:
+            return True
+        if parsed[0] is EvalSet.blocking:
+            return (
+                owns.release or has(owns.sets, ("blocking",)) or has(owns.thresholds, ("blocking",))
+            )
+        return has(owns.sets, ("backlog", "monitoring")) or has(owns.thresholds, ("monitoring",))
     if item.kind is ItemKind.backlog:
         # Blocking a case gates releases: release owners and blocking-set owners decide.
         target = {"block": ("blocking",), "monitor": ("monitoring",)}.get(action, ())
@@ -198,6 +264,9 @@ def _audit(
 
 def record_decision(engine: Engine, suite: Suite, request: DecisionRequest) -> DecisionOutcome:
     """Record `request` if its author may make it and the item has no decision yet."""
+    ref = normalized_ref(suite, request.item_ref, request.action)
+    if ref != request.item_ref:
+        request = replace(request, item_ref=ref)
     item = resolve_item(engine, suite, request.item_ref)
     outcome = _decide(engine, suite, request, item)
     _audit(engine, request, item, outcome)
@@ -237,6 +306,10 @@ def _decide(
             f"({_scope_words(item)}), so your {request.action} was not recorded",
             owner=owner,
         )
+    if item.kind is ItemKind.graduation and decision_for(engine, item.kind, item.ref) is None:
+        problem = _promotion_problem(suite, item, request.action)
+        if problem:
+            return DecisionOutcome(Outcome.refused, problem, owner=owner)
     row = DecisionRow(
         item_kind=item.kind.value,
         item_ref=item.ref,
@@ -284,6 +357,21 @@ def _threshold_problem(value: str | None) -> str | None:
     if not 0.0 <= number <= 1.0:
         return f"a threshold needs a number between 0 and 1, not {number:g}"
     return None
+
+
+def _promotion_problem(suite: Suite, item: Item, action: str) -> str | None:
+    """A promotion is decided on a case that is still where the promotion starts."""
+    parsed = parse_graduation_ref(item.ref)
+    case = suite.get(parsed[1]) if parsed is not None else None
+    if parsed is None or case is None:  # pragma: no cover - resolve_item found both
+        return f"there is no item {item.ref!r} to decide on"
+    source = previous_set(parsed[0])
+    if case.set is source:
+        return None
+    return (
+        f"{case.id} is in the {case.set.value} set, not {source.value}: only a {source.value} "
+        f"case is promoted to {parsed[0].value}, so your {action} was not recorded"
+    )
 
 
 def _scope_words(item: Item) -> str:

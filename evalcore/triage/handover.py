@@ -4,6 +4,10 @@ Which cases block a release? Which are monitored but not blocking? How does a pr
 failure become an eval case? Who owns threshold changes? What are the route's cost and
 latency budgets? Each answer is read from the versioned files and the database now, not
 written by hand, so it cannot go stale.
+
+Cases the fixture generator wrote (`source.kind: fixture`) are counted apart, by family,
+in every set: a generated case reaches monitoring or blocking only by an owner's
+decision on a proposed promotion, and the proposals still waiting are counted too.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from evalcore.monitor.baseline import current_baseline
 from evalcore.report.rendering import render
 from evalcore.store.tables import BacklogItemRow, DecisionRow, RunStatsRow
 from evalcore.suite import Case, EvalSet, Suite
+from evalcore.suite.models import SourceKind
+from evalcore.triage.graduation import GRADUATION_KIND, propose
 
 BACKLOG_STATES = ("open", "duplicate", "blocked", "monitored", "kept", "dismissed")
 
@@ -29,6 +35,30 @@ class ThresholdOwner:
     min_pass_rate: float
     owner: str | None  # named on the threshold itself
     may_change: list[str]  # owners.yaml `owns.thresholds` covering it
+
+
+@dataclass(frozen=True)
+class GeneratedFamily:
+    """How many cases of one fixture family sit in each set."""
+
+    family: str | None  # None: a fixture written before families were recorded
+    blocking: int
+    monitoring: int
+    backlog: int
+
+
+@dataclass(frozen=True)
+class Graduation:
+    """Generated cases per set and family, and the promotions waiting for an owner."""
+
+    families: list[GeneratedFamily]
+    proposed_to_monitoring: int  # eligible now, the digest's cap aside
+    proposed_to_blocking: int
+    promotions_unapplied: int  # decided `promote`, not yet written by `decisions apply`
+    to_blocking_nights: int
+
+    def total(self, set_name: str) -> int:
+        return sum(getattr(f, set_name) for f in self.families)
 
 
 @dataclass(frozen=True)
@@ -56,6 +86,7 @@ class Handover:
     budgets: dict[str, float | None]
     budgets_owner: str | None
     budget_owners: list[str]
+    graduation: Graduation | None = None
     last_gate: Measured | None = None
     last_nightly: Measured | None = None
     channel: str | None = None
@@ -137,10 +168,38 @@ def gather_handover(engine: Engine, suite: Suite) -> Handover:
         last_gate=_latest_stats(engine, scorecard.route, "blocking"),
         last_nightly=_latest_stats(engine, scorecard.route, "monitoring"),
         channel=owners.channel,
+        graduation=_graduation(engine, suite),
     )
     if not decided:
         handover.notes.append("no decision has been recorded yet")
     return handover
+
+
+def _graduation(engine: Engine, suite: Suite) -> Graduation:
+    counts: dict[str | None, Counter[str]] = {}
+    for case in suite.cases:
+        if case.source.kind is SourceKind.fixture:
+            counts.setdefault(case.source.family, Counter())[case.set.value] += 1
+    families = [
+        GeneratedFamily(family, c["blocking"], c["monitoring"], c["backlog"])
+        for family, c in sorted(counts.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+    ]
+    proposals = propose(engine, suite)
+    with Session(engine) as session:
+        unapplied = session.exec(
+            select(func.count())
+            .select_from(DecisionRow)
+            .where(col(DecisionRow.item_kind) == GRADUATION_KIND)
+            .where(col(DecisionRow.action) == "promote")
+            .where(col(DecisionRow.applied_at).is_(None))
+        ).one()
+    return Graduation(
+        families=families,
+        proposed_to_monitoring=proposals.eligible(EvalSet.monitoring),
+        proposed_to_blocking=proposals.eligible(EvalSet.blocking),
+        promotions_unapplied=int(unapplied),
+        to_blocking_nights=suite.scorecard.graduation.to_blocking.nights,
+    )
 
 
 def handover_markdown(handover: Handover) -> str:

@@ -1,9 +1,13 @@
 """Decisions typed as replies in a digest's thread: `block ZD-48213`, `monitor 3`,
-`threshold monitoring.min_pass_rate 0.92 because the new model is noisier`.
+`promote <case-id>`, `threshold monitoring.min_pass_rate 0.92 because the new model is
+noisier`.
 
 A number refers to the digest item with that number; the digest message carries the
 numbering in its Slack metadata (`event_payload.items`), so a reply is read against the
-message it answers, not against today's data. Each reply is handled once (its ts is
+message it answers, not against today's data. A case id is read the same way: `keep
+<case-id>` or `promote <case-id>` means the item of that case the message shows (its
+proposed promotion, or its flaky-case item); `promote` of a case the message does not
+show still means one step up from where the case is. Each reply is handled once (its ts is
 remembered), and every reply gets an answer in the thread: recorded, refused, conflict,
 or "I did not understand". Answers quote what people typed, so every answer the bot posts
 in a thread, here or for a button, is escaped for Slack first (`answer_in_thread`).
@@ -27,7 +31,15 @@ from sqlmodel import Session, col, select
 from evalcore.slack.text import mention, slack_escape
 from evalcore.store.tables import DecisionAttemptRow, DigestPostRow, SlackRequestRow, utcnow
 from evalcore.suite import Suite
-from evalcore.triage.decisions import DecisionOutcome, DecisionRequest, record_decision
+from evalcore.triage.decisions import (
+    ACTIONS,
+    DecisionOutcome,
+    DecisionRequest,
+    ItemKind,
+    item_kind_of,
+    record_decision,
+)
+from evalcore.triage.graduation import parse_graduation_ref, promotion_ref
 
 logger = logging.getLogger("evalcore.slack")
 
@@ -37,13 +49,15 @@ WORDS = {
     "keep": "keep",
     "dismiss": "dismiss",
     "demote": "demote",
+    "promote": "promote",
     "investigate": "investigate",
     "accept": "accept_baseline",
     "threshold": "threshold",
 }
 HELP = (
     "try `block ZD-48213`, `monitor 3`, `keep 2`, `dismiss BL-000004`, `demote <case-id>`, "
-    "`accept 5`, `investigate 5` or `threshold monitoring.min_pass_rate 0.92 <reason>`"
+    "`promote <case-id>`, `keep <case-id>`, `accept 5`, `investigate 5` or "
+    "`threshold monitoring.min_pass_rate 0.92 <reason>`"
 )
 _REPLY = re.compile(r"^\s*(?P<word>[a-zA-Z_]+)\s+(?P<target>\S+)(?:\s+(?P<rest>.*))?$", re.S)
 
@@ -76,13 +90,30 @@ def parse_reply(text: str) -> ReplyCommand:
     return ReplyCommand(action, target, None, rest)
 
 
-def resolve_target(target: str, numbering: dict[str, str]) -> str:
-    """A digest item number to its ref (via the digest's metadata); a case id to `flaky:`."""
+def resolve_target(target: str, numbering: dict[str, str], action: str | None = None) -> str:
+    """A digest item number to its ref (via the digest's metadata); a case id to the one
+    item of that case the message shows that takes `action` (`flaky:`, `graduate:`)."""
     if target.isdigit():
         if target not in numbering:
             raise ReplyError(f"the digest has no item {target}")
         return numbering[target]
+    if action is not None:
+        shown = [
+            ref
+            for ref in dict.fromkeys(numbering.values())
+            if _case_of(ref) == target and action in ACTIONS[item_kind_of(ref)]
+        ]
+        if len(shown) == 1:
+            return shown[0]
     return target
+
+
+def _case_of(ref: str) -> str | None:
+    """The case a flaky-case or promotion ref is about."""
+    if ref.startswith("flaky:"):
+        return ref.removeprefix("flaky:")
+    parsed = parse_graduation_ref(ref)
+    return parsed[1] if parsed is not None else None
 
 
 @dataclass(frozen=True)
@@ -136,9 +167,11 @@ def process_thread(
         outcome = None
         try:
             command = parse_reply(text)
-            ref = resolve_target(command.target, numbering)
+            ref = resolve_target(command.target, numbering, command.action)
             if command.action == "demote" and not ref.startswith("flaky:"):
                 ref = f"flaky:{ref}"
+            if command.action == "keep" and ref == command.target:
+                ref = _promotion_of(suite, ref)
             outcome = record_decision(
                 engine,
                 suite,
@@ -160,6 +193,15 @@ def process_thread(
         answer_in_thread(client, channel, thread_ts, user, answer)
         results.append(ReplyResult(ts, user, text, answer, outcome))
     return results
+
+
+def _promotion_of(suite: Suite, target: str) -> str:
+    """`keep <case-id>` for a case the message does not show: its next promotion. A name
+    that is no case of the suite (a backlog item, a ticket) is left as it is."""
+    case = suite.get(target)
+    if case is None or item_kind_of(target) is not ItemKind.backlog:
+        return target
+    return promotion_ref(case) or target
 
 
 def _log_unknown(engine: Engine, user: str, text: str, answer: str) -> None:

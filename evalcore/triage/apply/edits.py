@@ -92,14 +92,18 @@ class CaseFileEdit:
             f"{where} is not a block list of cases; new cases cannot be appended to it"
         )
 
-    def move_to_set(self, case_id: str, target: EvalSet, where: str) -> None:
-        """Replace `blocking` in the case's own `set:` with `target`."""
+    def move_to_set(
+        self, case_id: str, target: EvalSet, where: str, *, source: EvalSet = EvalSet.blocking
+    ) -> None:
+        """Replace `source` in the case's own `set:` with `target`."""
         if self.path.suffix == ".jsonl":
-            self.spans.append(_jsonl_set_span(self.text, case_id, target, where))
+            self.spans.append(_jsonl_set_span(self.text, case_id, source, target, where))
         else:
-            self.spans.append(self._yaml_set_span(case_id, target, where))
+            self.spans.append(self._yaml_set_span(case_id, source, target, where))
 
-    def _yaml_set_span(self, case_id: str, target: EvalSet, where: str) -> tuple[int, int, str]:
+    def _yaml_set_span(
+        self, case_id: str, source: EvalSet, target: EvalSet, where: str
+    ) -> tuple[int, int, str]:
         root, cases = self._composed()
         mapping = cases.get(case_id)
         if mapping is None:  # pragma: no cover - the suite loaded it from this file
@@ -115,12 +119,12 @@ class CaseFileEdit:
             )
         start, end = node.start_mark.index, node.end_mark.index
         written = self.text[start:end]
-        if written.strip("'\"") != EvalSet.blocking.value or _shared(root, mapping, node):
+        if written.strip("'\"") != source.value or _shared(root, mapping, node):
             raise CannotEdit(
                 f"{where}:{node.start_mark.line + 1}: the `set:` of {case_id} is shared or "
                 "written in a form this command does not edit; change it by hand"
             )
-        return start, end, written.replace(EvalSet.blocking.value, target.value)
+        return start, end, written.replace(source.value, target.value)
 
     def _composed(self) -> tuple[Node | None, dict[str, MappingNode]]:
         if self._nodes is None:
@@ -167,7 +171,9 @@ def _shared(root: Node | None, *nodes: Node) -> bool:
     return any(count > 1 for count in uses.values())
 
 
-def _jsonl_set_span(text: str, case_id: str, target: EvalSet, where: str) -> tuple[int, int, str]:
+def _jsonl_set_span(
+    text: str, case_id: str, source: EvalSet, target: EvalSet, where: str
+) -> tuple[int, int, str]:
     offset = 0
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
         try:
@@ -175,7 +181,7 @@ def _jsonl_set_span(text: str, case_id: str, target: EvalSet, where: str) -> tup
         except orjson.JSONDecodeError:
             entry = None
         if isinstance(entry, dict) and entry.get("id") == case_id:
-            hits = list(re.finditer(r'("set"\s*:\s*)"blocking"', line))
+            hits = list(re.finditer(rf'("set"\s*:\s*)"{source.value}"', line))
             if len(hits) != 1:
                 raise CannotEdit(f"{where}:{number}: cannot find the set of {case_id} to change")
             start, end = hits[0].span()

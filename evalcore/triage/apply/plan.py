@@ -2,14 +2,15 @@
 
 A backlog item decided `block` / `monitor` becomes a new case appended to
 `cases/production.yaml`; a flaky case decided `demote` moves from the blocking set to
-monitoring (its `set:` edited in place); a threshold decision edits `scorecard.yaml`,
-leaving a short end-of-line comment that says who changed it. Other decisions (keep,
-dismiss, drift) change only database state.
+monitoring, and a case decided `promote` one step up (backlog to monitoring, monitoring
+to blocking), each by its `set:` edited in place in the file where it lives; a threshold
+decision edits `scorecard.yaml`, leaving a short end-of-line comment that says who
+changed it. Other decisions (keep, dismiss, drift) change only database state.
 
 Conflicts. A decision is judged against what its decider saw: the newest run of the
 route started at or before the decision (its `dataset_case` rows and scorecard
 snapshot). When the files were edited by hand since then in a way that touches a
-decided case or key (the flaky case is gone, no longer blocking or changed; the target
+decided case or key (the flaky or promoted case is gone, moved or changed; the target
 case id of a backlog item turned up with other content; the threshold differs from the
 value the decider saw), the decision is a conflict, and with any conflict nothing is
 written. Without such a run only what the files alone show is checked. Nothing new is
@@ -17,8 +18,8 @@ recorded for this.
 
 Recovery. An apply killed after writing the files but before marking the decisions
 leaves them pending; the next plan recognises what is already written and marks it
-without writing again: a new case with the content decided, a flaky case whose set alone
-differs from the decider's run, a threshold at the decided value with its own audit
+without writing again: a new case with the content decided, a demoted or promoted case
+whose set alone differs from the decider's run, a threshold at the decided value with its own audit
 comment (which keeps naming the value before it).
 
 Refusals. A decision that cannot be applied by itself (no suggested expectation, a value
@@ -54,6 +55,7 @@ from evalcore.triage.apply.edits import (
     set_eol_comment,
 )
 from evalcore.triage.apply.files import FileChange, decode, encode, read_bytes
+from evalcore.triage.graduation import GRADUATION_KIND, parse_graduation_ref, previous_set
 
 PRODUCTION_FILE = "production.yaml"
 PRODUCTION_HEADER = """\
@@ -67,6 +69,7 @@ Status = Literal["apply", "refused", "conflict"]
 BACKLOG_ACTIONS = {"block", "monitor", "keep", "dismiss"}
 FLAKY_ACTIONS = {"demote", "keep"}
 DRIFT_ACTIONS = {"accept_baseline", "investigate"}
+GRADUATION_ACTIONS = {"promote", "keep"}
 THRESHOLD_SET_ACTIONS = {"threshold", "set", "change", "raise", "lower"}
 THRESHOLD_ACTIONS = THRESHOLD_SET_ACTIONS | {"keep"}
 
@@ -259,6 +262,7 @@ class _Planner:
             "flaky": self._flaky,
             "threshold": self._threshold,
             "drift": self._drift,
+            GRADUATION_KIND: self._graduation,
         }
         handler = handlers.get(decision.item_kind)
         try:
@@ -421,19 +425,59 @@ class _Planner:
                 f"{case_id} was in the {seen[1]} set when demoted ({seen_in}); "
                 "only a blocking case is demoted"
             )
+        return self._move(case_id, EvalSet.blocking, target, seen, seen_in, "flaky case", "demote")
+
+    # -- promotions --------------------------------------------------------------------
+
+    def _graduation(self, decision: DecisionRow) -> tuple[str, dict[str, Any]]:
+        action = decision.action
+        if action not in GRADUATION_ACTIONS:
+            raise _Refuse(_unknown_action(action, GRADUATION_ACTIONS))
+        parsed = parse_graduation_ref(decision.item_ref)
+        if parsed is None:
+            raise _Refuse(
+                f"unknown promotion {decision.item_ref!r}: write `graduate:monitoring:<case>` "
+                "or `graduate:blocking:<case>`"
+            )
+        target, case_id = parsed
+        source = previous_set(target)
+        if action == "keep":
+            return f"{case_id} is kept in the {source.value} set; no file changes", {}
+        snapshot = self._snapshot(decision)
+        seen = snapshot.cases.get(case_id) if snapshot is not None else None
+        seen_in = snapshot.describe() if snapshot is not None else ""
+        if seen is not None and seen[1] != source.value:
+            raise _Refuse(
+                f"{case_id} was in the {seen[1]} set when promoted ({seen_in}); "
+                f"only a {source.value} case is promoted to {target.value}"
+            )
+        return self._move(case_id, source, target, seen, seen_in, "case", "promote")
+
+    def _move(
+        self,
+        case_id: str,
+        source: EvalSet,
+        target: EvalSet,
+        seen: tuple[str, str] | None,
+        seen_in: str,
+        what: str,
+        verb: str,
+    ) -> tuple[str, dict[str, Any]]:
+        """Move `case_id` from `source` to `target` by its own `set:` line, or recognise
+        that an interrupted apply already did, or say how the files changed by hand."""
         case = self.suite.get(case_id)
         if case is None:
             raise _Conflict(
-                f"the flaky case {case_id} to demote is no longer in the suite (removed or "
+                f"the {what} {case_id} to {verb} is no longer in the suite (removed or "
                 "renamed by hand since the decision)"
             )
         file = self.suite.case_files[case_id]
         where = _rel(file, self.root)
-        as_seen = case.model_copy(update={"set": EvalSet.blocking})
+        as_seen = case.model_copy(update={"set": source})
         if case.set is target and seen is not None and seen[0] == case_hash(as_seen):
             # Written by an apply interrupted before it marked the decision: only the set
             # differs from what the decider saw. (Without a run to compare with, a case
-            # out of the blocking set cannot be told from a hand edit: a conflict below.)
+            # out of the source set cannot be told from a hand edit: a conflict below.)
             if case_id in self.touched_cases:
                 raise _Refuse(f"another decision in this batch already moves {case_id}")
             self.touched_cases.add(case_id)
@@ -441,10 +485,10 @@ class _Planner:
                 f"{case_id} is already in the {target.value} set in {where}",
                 {"file": file, "expect_case": (case_id, target)},
             )
-        if case.set is not EvalSet.blocking:
+        if case.set is not source:
             raise _Conflict(
-                f"{where}: the flaky case {case_id} to demote is in the {case.set.value} set, "
-                "not blocking: its set was changed by hand since the decision"
+                f"{where}: the {what} {case_id} to {verb} is in the {case.set.value} set, "
+                f"not {source.value}: its set was changed by hand since the decision"
             )
         if seen is not None and seen[0] != case_hash(case):
             raise _Conflict(
@@ -454,12 +498,12 @@ class _Planner:
         if case_id in self.touched_cases:
             raise _Refuse(f"another decision in this batch already moves {case_id}")
         try:
-            self._case_file(file).move_to_set(case_id, target, where)
+            self._case_file(file).move_to_set(case_id, target, where, source=source)
         except CannotEdit as exc:
             raise _Refuse(str(exc)) from None
         self.touched_cases.add(case_id)
         return (
-            f"{case_id} moves from blocking to {target.value} in {where}",
+            f"{case_id} moves from {source.value} to {target.value} in {where}",
             {"file": file, "expect_case": (case_id, target)},
         )
 

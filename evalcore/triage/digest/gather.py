@@ -14,10 +14,14 @@ scorecard's `drift.timezone`) and collects:
 - every decision still pending, with its age: backlog items in state open, drift alarms
   and flaky cases of the latest nightly, none of them with a decision row. Each carries a
   stable ref, a short number for thread replies and the decisions that fit it; those
-  waiting longer than a week are marked overdue.
+  waiting longer than a week are marked overdue;
+- proposed promotions (`evalcore.triage.graduation`): cases proposed one step up, each an
+  item to promote or keep, numbered after the pending decisions, with how many more the
+  scorecard's cap held back.
 
 Item refs are the ones `evalcore.triage.decisions` resolves: backlog `BL-000123`, drift
-`drift:<route>:<scope>:<metric>`, flaky `flaky:<case_id>`.
+`drift:<route>:<scope>:<metric>`, flaky `flaky:<case_id>`, promotion
+`graduate:<set>:<case_id>`.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ from evalcore.results.trends import NightPoint, nightly_trend, zone
 from evalcore.store.tables import BacklogItemRow, DecisionRow, DriftFindingRow, RunRow, utcnow
 from evalcore.suite import EvalSet, Suite
 from evalcore.suite.scorecard import Scorecard
-from evalcore.triage.decisions import ACTIONS, Item, ItemKind, may_decide
+from evalcore.triage.decisions import ACTIONS, Item, ItemKind, may_decide, promotion_item
+from evalcore.triage.graduation import NIGHTLY_TRIGGERS, Proposal, propose
 
 __all__ = [
     "OVERDUE_AFTER",
@@ -62,17 +67,17 @@ __all__ = [
 
 OVERDUE_AFTER = dt.timedelta(days=7)
 MONITOR_SET = EvalSet.monitoring.value
-MONITOR_TRIGGERS = ("nightly", "monitor")
+MONITOR_TRIGGERS = NIGHTLY_TRIGGERS
 ALARM_SEVERITIES = tuple(s.value for s in Severity if s.rank >= Severity.low.rank)
 DETAIL_CHARS = 1000  # user text kept per detail line; the renderers clip further
-_KIND_ORDER = {"backlog": 0, "drift": 1, "flaky": 2}
+_KIND_ORDER = {"backlog": 0, "drift": 1, "flaky": 2, "graduation": 3}
 
 _BACKLOG = BacklogItemRow.__table__  # type: ignore[attr-defined]
 _DECISION = DecisionRow.__table__  # type: ignore[attr-defined]
 _FINDING = DriftFindingRow.__table__  # type: ignore[attr-defined]
 _RUN = RunRow.__table__  # type: ignore[attr-defined]
 
-ItemKindName = Literal["backlog", "drift", "flaky"]
+ItemKindName = Literal["backlog", "drift", "flaky", "graduation"]
 
 
 def backlog_ref(item_id: str) -> str:
@@ -214,13 +219,22 @@ class Digest(BaseModel):
     duplicates: list[DuplicateEntry]
     budgets: list[BudgetLine]
     pending: list[DigestItem]
+    # Cases proposed one step up (kind graduation), numbered after `pending`, and how
+    # many more each target set has that the scorecard's cap held back.
+    proposals: list[DigestItem] = []
+    proposals_held_back: dict[str, int] = {}
 
     @property
     def overdue(self) -> list[DigestItem]:
         return [item for item in self.pending if item.overdue]
 
+    @property
+    def items(self) -> list[DigestItem]:
+        """Everything to decide on, by number: pending decisions, then proposals."""
+        return [*self.pending, *self.proposals]
+
     def item(self, number: int) -> DigestItem | None:
-        return next((i for i in self.pending if i.number == number), None)
+        return next((i for i in self.items if i.number == number), None)
 
 
 # --------------------------------------------------------------------------- gathering
@@ -282,6 +296,11 @@ def gather_week(
     pending.sort(key=lambda i: (i.since, _KIND_ORDER[i.kind], i.ref))
     numbered = [item.model_copy(update={"number": n}) for n, item in enumerate(pending, 1)]
     numbers = {item.ref: item.number for item in numbered}
+    proposed = propose(engine, suite, now=end)
+    proposals = [
+        _proposal_item(suite, proposal, end).model_copy(update={"number": n})
+        for n, proposal in enumerate(proposed.shown, len(numbered) + 1)
+    ]
 
     regressions = gate_regressions + _drift_regressions(engine, route, start, end, first_seen)
     for regression in regressions:
@@ -308,6 +327,8 @@ def gather_week(
         duplicates=duplicates,
         budgets=_budgets(engine, scorecard, end, days),
         pending=numbered,
+        proposals=proposals,
+        proposals_held_back={k.value: v for k, v in proposed.held_back.items()},
     )
 
 
@@ -701,6 +722,47 @@ def _flaky_item(
         since=since,
         end=end,
         severity=finding.severity,
+    )
+
+
+def _proposal_item(suite: Suite, proposal: Proposal, end: dt.datetime) -> DigestItem:
+    """A proposed promotion as an item to decide on: what the case is, where it came
+    from, what it expects, and why it is proposed now."""
+    case = proposal.case
+    source = case.source
+    origin = f"source: {source.kind.value}"
+    if source.family:
+        origin += f" {source.family}"
+    if source.parent:
+        origin += f" of {source.parent}"
+    extras = [
+        f"{name} {value}"
+        for name, value in (("variant", source.variant), ("seed", source.seed))
+        if value is not None
+    ]
+    if source.ref:
+        extras.append(f"ref {source.ref}")
+    if extras:
+        origin += f" ({', '.join(extras)})"
+    details = [proposal.evidence, origin]
+    if case.tags:
+        details.append("tags: " + ", ".join(case.tags))
+    asked = _last_user_message([m.model_dump() for m in case.input.messages])
+    if asked:
+        details.append("asks: " + _clip(asked))
+    expected = case.expect.model_dump(mode="json", exclude_defaults=True)
+    details.append("expects: " + _clip(orjson.dumps(expected).decode()))
+    item = promotion_item(suite, proposal.ref)
+    assert item is not None  # the proposal was made from a case of this suite
+    return _pending_item(
+        suite,
+        item,
+        title=(f"promote {case.id} from {proposal.from_set.value} to {proposal.to_set.value}"),
+        details=details,
+        actions=list(ACTIONS[ItemKind.graduation]),
+        since=proposal.since,
+        end=end,
+        severity=case.severity.value,
     )
 
 

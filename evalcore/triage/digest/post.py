@@ -200,7 +200,7 @@ class _Poster:
         self.post_interval = server_errors.interval_calculator
         self.channel = channel
         self.week = digest.week
-        self.refs = {item.number: item.ref for item in digest.pending}
+        self.refs = {item.number: item.ref for item in digest.items}
         self.messages = messages
         self.history_pages = history_pages
         self.step = "starting"

@@ -70,8 +70,10 @@ _LABELS: dict[tuple[str, str], str] = {
     ("drift", "investigate"): "Investigate",
     ("flaky", "demote"): "Demote from blocking",
     ("flaky", "keep"): "Keep as is",
+    ("graduation", "promote"): "Promote",
+    ("graduation", "keep"): "Keep where it is",
 }
-_STYLES: dict[str, str] = {"block": "danger", "accept_baseline": "primary"}
+_STYLES: dict[str, str] = {"block": "danger", "accept_baseline": "primary", "promote": "primary"}
 
 
 class SlackMessage(BaseModel):
@@ -294,11 +296,13 @@ def _fallback(digest: Digest, message: list[dict[str, Any]], number: int, total:
     """The message's `text`: what notifications and screen readers show."""
     part = f" ({number}/{total})" if total > 1 else ""
     overdue = len(digest.overdue)
+    proposed = len(digest.proposals)
     lines = [
         f"{_title(digest)}{part}: {len(digest.pending)} decision(s) pending"
         + (f", {overdue} waiting over a week" if overdue else "")
+        + (f", {proposed} promotion(s) proposed" if proposed else "")
     ]
-    by_number = {item.number: item for item in digest.pending}
+    by_number = {item.number: item for item in digest.items}
     probe = SlackMessage(part=number - 1, text="", blocks=message)
     for item_number in probe.item_numbers():
         item = by_number.get(item_number)
