@@ -51,6 +51,7 @@ class WeeklyDigestResult(BaseModel):
     route: str
     pending: int
     overdue: int
+    proposals: int  # promotions proposed by the scorecard's graduation rules
     messages: int
     markdown_path: str
     blocks_path: str
@@ -64,10 +65,11 @@ class WeeklyDigestResult(BaseModel):
 def gather_step(suite: Suite, days: int) -> Digest:
     digest = gather_week(get_engine(), suite, days=days)
     get_run_logger().info(
-        "week %s: %s decision(s) pending, %s over a week",
+        "week %s: %s decision(s) pending, %s over a week, %s promotion(s) proposed",
         digest.week,
         len(digest.pending),
         len(digest.overdue),
+        len(digest.proposals),
     )
     return digest
 
@@ -140,6 +142,7 @@ def weekly_digest(
         route=digest.route,
         pending=len(digest.pending),
         overdue=len(digest.overdue),
+        proposals=len(digest.proposals),
         messages=len(rendered.messages),
         markdown_path=markdown_path,
         blocks_path=blocks_path,

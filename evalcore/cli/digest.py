@@ -86,7 +86,7 @@ def digest_command(
                     "route": result.route,
                     "pending": result.pending,
                     "overdue": result.overdue,
-                    "proposals": len(result.digest.proposals),
+                    "proposals": result.proposals,
                     "messages": result.messages,
                     "files": {"markdown": result.markdown_path, "blocks": result.blocks_path},
                     "post": report.model_dump(mode="json") if report else None,
@@ -112,7 +112,7 @@ def digest_command(
         err_console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     console.print(
         f"{result.pending} decision(s) pending, {result.overdue} waiting over a week,"
-        f" {len(result.digest.proposals)} promotion(s) proposed;"
+        f" {result.proposals} promotion(s) proposed;"
         f" copies in {Path(result.markdown_path).parent}",
         highlight=False,
         soft_wrap=True,

@@ -86,7 +86,12 @@ def reference_target(
     port: Annotated[int, typer.Option(help="Loopback port to listen on.")] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind (keep it on loopback).")] = "127.0.0.1",
     version: Annotated[
-        str, typer.Option(help="v1 or a regressed version, e.g. regressed-refunds.")
+        str,
+        typer.Option(
+            help="v1 or a regressed version: regressed-refunds, regressed-safety, "
+            "regressed-handoff, regressed-tools, regressed-sources, regressed-stale, "
+            "regressed-slow."
+        ),
     ] = "v1",
     latency_ms: Annotated[float, typer.Option(help="Mean added latency.")] = 0.0,
     latency_sd_ms: Annotated[float, typer.Option(help="Spread of the added latency.")] = 0.0,

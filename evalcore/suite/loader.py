@@ -295,6 +295,14 @@ class _SuiteLoader:
                         doc.line(section, name, "owner"),
                         f"{section}.{name}.owner",
                     )
+        graduation = doc.data.get("graduation")
+        if isinstance(graduation, dict):
+            self._check_owner(
+                graduation.get("owner"),
+                doc.file,
+                doc.line("graduation", "owner"),
+                "graduation.owner",
+            )
         budgets = doc.data.get("budgets")
         if isinstance(budgets, dict):
             self._check_owner(

@@ -9,6 +9,7 @@ import re
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -447,3 +448,13 @@ def test_latency_spread_is_lognormal_around_the_mean() -> None:
     assert min(samples) > 0
     assert abs(mean - 100) < 2 and abs(sd - 30) < 2
     assert _lognormal_ms(rng, 100.0, 0.0) == 100.0 and _lognormal_ms(rng, 0.0, 50.0) == 0.0
+
+
+def test_reference_target_help_names_every_version(tmp_path: Path) -> None:
+    from evalcore.local.reference.assistant import VERSIONS
+    from tests.cli_helpers import evalcore
+
+    result = evalcore("reference-target", "--help", cwd=tmp_path, home=tmp_path / "home")
+    text = " ".join(result.stdout.split())
+    missing = [version for version in VERSIONS if version not in text]
+    assert not missing, f"--help does not name {missing}"

@@ -419,6 +419,7 @@ def test_duplicate_yaml_key_is_an_error(tmp_path: Path) -> None:
         ("scorecard.yaml", "{min_pass_rate: 1.0, owner: ana}", "{min_pass_rate: 1.0, owner: bob}", "thresholds.blocking.owner"),
         ("scorecard.yaml", "{min_pass_rate: 0.95, owner: ana}", "{min_pass_rate: 0.95, owner: bob}", "tag_thresholds.refunds.owner"),
         ("scorecard.yaml", "  owner: ana\n", "  owner: bob\n", "budgets.owner"),
+        ("scorecard.yaml", "budgets:\n", "graduation:\n  owner: bob\nbudgets:\n", "graduation.owner"),
     ],
 )  # fmt: skip
 def test_unknown_owner_is_reported_where_it_is_referenced(
