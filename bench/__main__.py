@@ -29,6 +29,7 @@ import orjson
 
 from bench.digest import digest_bench
 from bench.drift import drift_bench
+from bench.fixtures import fixtures_bench
 from bench.gate import LATENCY_MS as GATE_LATENCY_MS
 from bench.gate import gate_overhead
 from bench.intake import intake_bench
@@ -189,6 +190,7 @@ def main() -> None:
             "trends",
             "digest",
             "intake",
+            "fixtures",
             "startup",
         ],
         default="all",
@@ -213,6 +215,8 @@ def main() -> None:
             digest_bench(work, line)
         if args.only in ("all", "intake"):
             intake_bench(work, line)
+        if args.only in ("all", "fixtures"):
+            fixtures_bench(work, line)
         if args.only in ("all", "startup"):
             with stub(0) as url:
                 startup_bench(work, url, line)

@@ -16,6 +16,7 @@ from typer._click.exceptions import ClickException as TyperClickException
 
 from evalcore.cli.decisions import decisions_app
 from evalcore.cli.digest import digest_command
+from evalcore.cli.fixtures import fixtures_app
 from evalcore.cli.gate import gate, release_app
 from evalcore.cli.handover import handover
 from evalcore.cli.intake import intake_command
@@ -52,6 +53,7 @@ app.add_typer(slack_app, name="slack")
 app.add_typer(decisions_app, name="decisions")
 app.add_typer(release_app, name="release")
 app.add_typer(baseline_app, name="baseline")
+app.add_typer(fixtures_app, name="fixtures")
 
 
 def main() -> None:
