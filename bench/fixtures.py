@@ -2,9 +2,10 @@
 
 5,000 cases resembling `evals/cases` (the intake benchmark's varied customer messages) are
 written as a suite: 40% answer cases with a dated knowledge-base document and the fact
-they must state, 5% tool-call cases (`lookup_order` with the order id), the rest answer
-cases with no document. `evalcore fixtures generate --count 2260` then writes every
-family: at most 2,260 cases for each of bad_sources, stale_records, unsafe_requests and
+they must state, 5% tool-call cases (`lookup_order` with the order id; in the blocking and
+monitoring sets, whose expectations a fixture may keep), the rest answer cases with no
+document, a third of them in each set. `evalcore fixtures generate --count 2250` then
+writes 2,250 cases for each of bad_sources, stale_records, unsafe_requests and
 needs_human, and every tool-call fixture there is (4 variants x 250), 10,000 in all.
 Timed as a user waits for it: loading the suite, generating, de-duplicating against the
 suite and within the run, and writing the five files.
@@ -26,7 +27,7 @@ from bench.intake import case_texts
 from bench.suites import OWNERS
 
 CASES = 5_000
-COUNT = 2_260
+COUNT = 2_250
 SEED = 20_261_202
 DOCS = [
     ("kb-112", "EU customers may withdraw from a purchase within {n} days of delivery.", "{n} days"),
@@ -81,6 +82,7 @@ def write_suite(root: Path, count: int = CASES, seed: int = SEED) -> Path:
                 case["expect"]["contains"] = [fact.format(n=n)]
             elif kind == 8:
                 order = f"LH-{rng.randint(100_000, 999_999)}"
+                case["set"] = ("monitoring", "blocking")[i % 2]
                 case["tags"] = ["tools", "orders"]
                 case["input"]["messages"][0]["content"] = f"{text} (order {order})"
                 case["input"]["tools"] = [TOOL]

@@ -1,10 +1,11 @@
 """The triage loop of `make demo`, against the local fake Slack.
 
-Two production failures are taken in, the weekly digest is posted, an owner clicks
-*block* on one (a request signed exactly as Slack signs it, sent to the real
-`evalcore slack serve`), someone without the scope clicks too and is refused, the
-decision is applied to a working copy of the suite, and the next gate runs the new
-blocking case. The copy lives under EVALCORE_HOME/demo, so the repository's own
+Fixtures are generated from the suite's own cases (one family, three cases, into the
+backlog), two production failures are taken in, the weekly digest is posted (proposing
+the fixtures for the monitoring set), an owner clicks *block* on one failure (a request
+signed exactly as Slack signs it, sent to the real `evalcore slack serve`), someone
+without the scope clicks too and is refused, the decision is applied to a working copy
+of the suite, and the next gate runs the new blocking case. The copy lives under EVALCORE_HOME/demo, so the repository's own
 evals/ stay untouched.
 """
 
@@ -71,6 +72,12 @@ def run_triage_loop(
     demo_suite = work / "evals"
     shutil.copytree(suite, demo_suite)
     console.print(f"\n[bold]Triage loop[/] on a working copy of the suite: {demo_suite}")
+    # Recurring edge cases made from the suite's own inputs: they wait in the backlog, and
+    # the digest below proposes them to an owner for the monitoring set.
+    evalcore(
+        *("fixtures", "generate", "--family", "needs_human", "--count", "3"),
+        *("--suite", str(demo_suite)),
+    )
     with FakeSlackServer() as slack:
         os.environ.update(
             SLACK_BOT_TOKEN=slack.token,

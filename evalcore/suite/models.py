@@ -7,11 +7,13 @@ dataset version hashes, and the snapshot stored with every run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import sys
 from enum import StrEnum
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -271,6 +273,22 @@ class Case(Strict):
 
 
 def _check_schema(schema: dict[str, Any]) -> None:
+    # The same tool specs repeat across a suite's cases (and a generator's fixtures):
+    # checking a schema costs milliseconds, so each distinct one is checked once.
+    try:
+        key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # not plain JSON (e.g. a date from YAML): checked as it is
+        _check_schema_now(schema)
+        return
+    _check_schema_once(key)
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_schema_once(key: bytes) -> None:
+    _check_schema_now(orjson.loads(key))  # an invalid schema raises, and is not cached
+
+
+def _check_schema_now(schema: dict[str, Any]) -> None:
     import jsonschema  # only suites with a schema pay for importing it
 
     try:

@@ -39,6 +39,9 @@ def test_the_demo_gates_both_releases_and_closes_the_triage_loop(tmp_path: Path)
     assert "gate 2026.11.3: exit 0 (pass)" in shown
     assert "gate 2026.11.4-rc1: exit 1 (fail)" in shown
     assert "the new blocking case zd-51001 ran and passed" in shown
+    assert "needs_human" in shown and "3 written" in shown  # the generation step's table
+    fixtures = home / "demo" / "evals" / "cases" / "fixtures-needs_human.yaml"
+    assert fixtures.read_text().count("  source: {kind: fixture, family: needs_human") == 3
     assert "a production failure became a blocking case through Slack" in shown
     assert (home / "evalcore.db").is_file()
     assert snapshot(ROOT / "evals") == example  # the loop edits a working copy

@@ -353,6 +353,24 @@ def test_invalid_json_schema_in_tool_call(tmp_path: Path) -> None:
     )
 
 
+def test_the_same_invalid_schema_is_reported_in_every_case_and_every_load(
+    tmp_path: Path,
+) -> None:
+    """Schemas are checked once per distinct schema; an invalid one is never remembered
+    as checked."""
+    bad = CASES.replace(
+        '    not_contains: ["30 days"]\n',
+        '    not_contains: ["30 days"]\n    json_schema: {type: objekt}\n',
+    )
+    assert bad.count("json_schema") == 1
+    twice = bad + "\n" + bad.split("\n- ", 1)[1].replace("id: ", "id: again-", 1).join(["- ", ""])
+    root = write_suite(tmp_path, cases=twice)
+    for _ in range(2):
+        issues = problems(root)
+        assert len(issues) == 2, issues
+        assert all("expect.json_schema: invalid JSON Schema" in issue for issue in issues)
+
+
 def test_invalid_json_schema_in_expect(tmp_path: Path) -> None:
     bad = CASES.replace(
         '    not_contains: ["30 days"]\n',
