@@ -143,24 +143,80 @@ class Budgets(_Strict):
     sets: dict[str, SetBudget] = Field(default_factory=dict, exclude_if=lambda sets: not sets)
 
 
+def _kept_unless(default: Any, **constraints: Any) -> Any:
+    """A field left out of the dump at its default: a scorecard written before it existed
+    keeps its version (hash), and its runs can still be resumed."""
+    return Field(default=default, exclude_if=lambda value: value == default, **constraints)
+
+
 class SampleRule(_Strict):
-    """How the samples of one case combine: all must pass, or at least `min_passes`."""
+    """How the samples of one case combine: all must pass, or at least `min_passes`.
+
+    On a route marked `nondeterministic`, a blocking case that fails in a gate is
+    re-sampled with Wald's sequential probability ratio test between `required` (the pass
+    probability a healthy case has) and `broken` (the one that means broken), with error
+    rates `alpha` (failing a healthy case) and `beta` (passing a broken one), for at most
+    `max_extra` more samples; when they run out the case is undecided.
+    """
 
     mode: Literal["all", "at_least"] = "all"
     min_passes: int | None = Field(default=None, ge=1)
+    nondeterministic: bool = _kept_unless(False)
+    required: float = _kept_unless(0.95, gt=0.0, lt=1.0)
+    broken: float = _kept_unless(0.5, gt=0.0, lt=1.0)
+    alpha: float = _kept_unless(0.05, gt=0.0, lt=0.5)
+    beta: float = _kept_unless(0.05, gt=0.0, lt=0.5)
+    max_extra: int = _kept_unless(10, ge=1, le=1000)
 
     @model_validator(mode="after")
     def _min_needed(self) -> SampleRule:
         if self.mode == "at_least" and self.min_passes is None:
             raise ValueError("mode at_least needs min_passes")
+        if self.broken >= self.required:
+            raise ValueError(
+                f"broken ({self.broken}) must be below required ({self.required}): a broken "
+                "case passes less often than a healthy one must"
+            )
         return self
 
 
+class RegressionCheck(_Strict):
+    """The gate's cases against the same cases in an earlier run of the route: the last
+    passing gate run (`last_pass`) or a run id. Newly failing and newly fixed cases are
+    listed; more than `max_new_failures` newly failing blocking cases fail the gate."""
+
+    against: str = Field(default="last_pass", min_length=1)
+    max_new_failures: int | None = Field(default=None, ge=0)
+    alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
+
+
+class Sensitivity(_Strict):
+    """What a set can show: the smallest drop in pass rate detectable at `power` with
+    `alpha` (default: drift.alpha), given its cases and samples."""
+
+    power: float = Field(default=0.8, gt=0.0, lt=1.0)
+    alpha: float | None = Field(default=None, gt=0.0, lt=1.0)
+
+
 class DriftSettings(_Strict):
+    """Nightly monitoring against the accepted baseline.
+
+    `method: sequential` (the default) tests set and tag pass rates with an anytime-valid
+    test over every night since the baseline was accepted, so the chance of any false
+    alarm over the baseline's life stays at `alpha`; `per_night` tests each night alone.
+    A latency or cost alarm needs significance and a change that matters: at least
+    `min_latency_change_ms` / `min_cost_change_usd`, and at least `min_budget_fraction` of
+    the route's budget for it when there is one.
+    """
+
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
     fdr: float = Field(default=0.1, gt=0.0, lt=1.0)
     min_effect: float = Field(default=0.05, ge=0.0, le=1.0)
     timezone: str = "UTC"
+    method: Literal["sequential", "per_night"] = _kept_unless("sequential")
+    min_latency_change_ms: float = _kept_unless(50.0, ge=0.0)
+    min_cost_change_usd: float = _kept_unless(0.0, ge=0.0)
+    min_budget_fraction: float = _kept_unless(0.1, ge=0.0, le=1.0)
 
 
 class Freshness(_Strict):
@@ -214,6 +270,8 @@ class Scorecard(_Strict):
     drift: DriftSettings = Field(default_factory=DriftSettings)
     # Left out of the dump at their defaults: a scorecard written before these sections
     # existed keeps its version (hash).
+    regression: RegressionCheck | None = Field(default=None, exclude_if=lambda v: v is None)
+    sensitivity: Sensitivity = Field(default_factory=Sensitivity, exclude_if=_is_default)
     freshness: Freshness = Field(default_factory=Freshness, exclude_if=_is_default)
     graduation: Graduation = Field(default_factory=Graduation, exclude_if=_is_default)
 
