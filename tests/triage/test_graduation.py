@@ -111,8 +111,8 @@ UNSAFE_JSONL = (
 
 
 def make_suite(tmp_path: Path, graduation: str = "") -> Path:
-    """A copy of the example suite with generated cases, and `graduation` appended to its
-    scorecard (indented YAML under `graduation:`)."""
+    """A copy of the example suite with generated cases, and `graduation` in place of its
+    scorecard's graduation section (indented YAML under `graduation:`)."""
     root = Path(shutil.copytree(ROOT / "evals", tmp_path / "evals"))
     cases = root / "cases"
     (cases / "fixtures-bad_sources.yaml").write_text(BAD_SOURCES, encoding="utf-8")
@@ -125,8 +125,12 @@ def make_suite(tmp_path: Path, graduation: str = "") -> Path:
     (cases / "fixtures-stale_records.yaml").write_text(stale, encoding="utf-8")
     (cases / "fixtures-unsafe_requests.jsonl").write_text(UNSAFE_JSONL, encoding="utf-8")
     if graduation:
-        with (root / "scorecard.yaml").open("a", encoding="utf-8") as scorecard:
-            scorecard.write("\ngraduation:\n" + graduation)
+        scorecard = root / "scorecard.yaml"
+        text = scorecard.read_text(encoding="utf-8")
+        head, section, rest = text.partition("\ngraduation:\n")
+        assert section, "the example scorecard has a graduation section to replace"
+        kept = rest.split("\n\n", 1)[1] if "\n\n" in rest else ""  # what follows it
+        scorecard.write_text(head + section + graduation + "\n" + kept, encoding="utf-8")
     return root
 
 
