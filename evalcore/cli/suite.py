@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import typer
 
 from evalcore.cli.common import JsonOption, SuiteOption, load
 from evalcore.exitcodes import ExitCode
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from evalcore.suite.sensitivity import DetectableDrop
 
 suite_app = typer.Typer(help="Inspect the versioned dataset.", no_args_is_help=True)
 
@@ -15,13 +21,16 @@ suite_app = typer.Typer(help="Inspect the versioned dataset.", no_args_is_help=T
 def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
     """Check the case files, scorecard and owners; exit 3 naming file:line:field on any problem.
 
-    Regexes that may backtrack without end are warned about (file:line), without failing.
+    Regexes that may backtrack without end, and tag thresholds or a drift.min_effect that
+    ask for a smaller drop than their cases can detect, are warned about (file:line),
+    without failing. The sensitivity of every set and tag is shown.
 
     Example: [bold]evalcore validate --suite evals[/]
     """
     from evalcore.settings import get_settings
     from evalcore.suite import SuiteError, load_suite
-    from evalcore.suite.warnings import suite_warnings
+    from evalcore.suite.sensitivity import suite_sensitivity
+    from evalcore.suite.warnings import sensitivity_warnings, suite_warnings
 
     try:
         loaded = load_suite(suite or get_settings().suite)
@@ -33,7 +42,9 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
 
         print_suite_error(exc)
         raise typer.Exit(int(ExitCode.USAGE)) from None
-    warnings = [str(warning) for warning in suite_warnings(loaded)]
+    sensitivity = suite_sensitivity(loaded)
+    found = suite_warnings(loaded) + sensitivity_warnings(loaded, sensitivity)
+    warnings = [str(warning) for warning in sorted(found, key=lambda w: w.sort_key())]
     if as_json:
         print(
             json.dumps(
@@ -42,6 +53,7 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
                     "cases": len(loaded.cases),
                     "dataset": loaded.version.hash,
                     "warnings": warnings,
+                    "sensitivity": [row.as_json() for row in sensitivity],
                 }
             )
         )
@@ -51,6 +63,8 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
     for warning in warnings:
         # One line each, never wrapped or read as markup: patterns are full of brackets.
         err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+    if sensitivity:
+        console.print(sensitivity_table(sensitivity))
     console.print(
         f"[green]ok[/]: {len(loaded.cases)} cases, scorecard and owners valid  ·  "
         f"dataset {loaded.version.short}"
@@ -59,12 +73,16 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
 
 @suite_app.command("info")
 def suite_info(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
-    """Show the dataset version (hash + git commit) and counts per set, severity and tag.
+    """Show the dataset version (hash + git commit), counts per set, severity and tag, and
+    the smallest drop in pass rate each set and tag can detect in a nightly comparison.
 
     Example: [bold]evalcore suite info[/]
     """
+    from evalcore.suite.sensitivity import suite_sensitivity
+
     loaded = load(suite)
     version = loaded.version
+    sensitivity = suite_sensitivity(loaded)
     if as_json:
         print(
             json.dumps(
@@ -75,6 +93,8 @@ def suite_info(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
                     "scorecard": loaded.scorecard_version,
                     "cases": len(loaded.cases),
                     "counts": loaded.counts(),
+                    "sensitivity": [row.as_json() for row in sensitivity],
+                    "min_effect": loaded.scorecard.drift.min_effect,
                 },
                 indent=2,
             )
@@ -88,3 +108,38 @@ def suite_info(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
         f"dataset [bold]{version.short}[/]  ·  git {commit}{dirty}  ·  {len(loaded.cases)} cases"
     )
     console.print(suite_table(loaded))
+    if sensitivity:
+        console.print(sensitivity_table(sensitivity))
+    min_effect = loaded.scorecard.drift.min_effect
+    for row in sensitivity:
+        if row.scope == "set:monitoring" and min_effect > 0 and not row.can_detect(min_effect):
+            console.print(f"[yellow]{cannot_detect(row)}[/] (drift.min_effect is {min_effect:g})")
+
+
+def cannot_detect(row: DetectableDrop) -> str:
+    """'monitoring cannot detect a drop smaller than 25.7 points'."""
+    if row.drop is None:
+        return f"{row.name} cannot detect even a drop to a pass rate of 0"
+    return f"{row.name} cannot detect a drop smaller than {row.drop_points:.1f} points"
+
+
+def sensitivity_table(rows: list[DetectableDrop]) -> Table:
+    """Each set and tag: its size and the smallest drop one nightly comparison detects."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    first = rows[0]
+    table = Table(
+        title=(
+            f"Sensitivity of one nightly run against the baseline ({first.power:.0%} power, "
+            f"one-sided alpha {first.alpha:g})"
+        ),
+        title_justify="left",
+    )
+    table.add_column("scope")
+    table.add_column("detects")
+    table.add_column("from", justify="right")
+    for row in rows:
+        label = row.name if row.kind == "set" else f"tag {row.name}"
+        table.add_row(escape(label), escape(row.describe()), f"{row.reference:.0%}")
+    return table

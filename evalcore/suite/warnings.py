@@ -1,4 +1,5 @@
-"""Patterns that load fine but may stall scoring: what `evalcore validate` warns about.
+"""What `evalcore validate` warns about: patterns that load fine but may stall scoring, and
+thresholds that ask for more than their cases can show.
 
 A regex whose repeated part holds a repeat of its own, such as `(a+)+$` or `(\\w+\\s?)*$`,
 can try exponentially many ways to split a reply that almost matches. Scoring gives up on
@@ -6,6 +7,11 @@ such a search after a time limit and records the case as an error; the warning a
 the fix before a run does. Patterns are read by the standard library's own parser, so the
 check sees exactly what `re` sees (verbose mode, escapes, sets). It looks for nested
 quantifiers only; the time limit covers the rest, such as overlapping alternatives.
+
+A tag threshold of `1 - x` tolerates a drop of `x`; when the tag's cases cannot detect a
+drop of `x` (`evalcore.suite.sensitivity`), the threshold promises more than a run of them
+can tell. Likewise a `drift.min_effect` smaller than what the monitoring set can detect
+asks the nightly monitor for drops it will mostly miss.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import orjson
 
 from evalcore.suite.errors import SuiteError, SuiteIssue
 from evalcore.suite.loader import Suite
-from evalcore.suite.yaml_lines import YamlDocument, parse_yaml
+from evalcore.suite.sensitivity import DetectableDrop, suite_sensitivity
+from evalcore.suite.yaml_lines import YamlDocument, YamlPath, parse_yaml
 
 # `re`'s parser is private, but it is the one reading of a pattern that agrees with `re`.
 _parser: Any = importlib.import_module("re._parser")
@@ -116,6 +123,61 @@ def suite_warnings(suite: Suite) -> list[SuiteIssue]:
             warnings.append(_warning(scorecard_file, line, "signals.refusal.patterns", pattern))
     warnings.sort(key=SuiteIssue.sort_key)
     return warnings
+
+
+def sensitivity_warnings(
+    suite: Suite, sensitivity: list[DetectableDrop] | None = None
+) -> list[SuiteIssue]:
+    """Tag thresholds and `drift.min_effect` that ask for a drop smaller than their cases
+    can detect, at the scorecard's line (`sensitivity`: `suite_sensitivity(suite)`, if
+    already computed)."""
+    scorecard = suite.scorecard
+    rows = suite_sensitivity(suite) if sensitivity is None else sensitivity
+    by_scope = {row.scope: row for row in rows}
+    found: list[tuple[YamlPath, str, str]] = []  # (yaml path, field, message)
+    for tag, threshold in scorecard.tag_thresholds.items():
+        allowed = 1.0 - threshold.min_pass_rate
+        row = by_scope.get(f"tag:{tag}")
+        if row is None or allowed <= 0.0 or row.can_detect(allowed):
+            continue  # 1.0: every case must pass, which needs no statistics
+        found.append(
+            (
+                ("tag_thresholds", tag, "min_pass_rate"),
+                f"tag_thresholds.{tag}.min_pass_rate",
+                f"{threshold.min_pass_rate:g} leaves room for a drop of {allowed * 100:.1f} "
+                f"points, but {_cannot(row)}: add cases or samples with this tag",
+            )
+        )
+    min_effect = scorecard.drift.min_effect
+    monitoring = by_scope.get("set:monitoring")
+    if monitoring is not None and min_effect > 0.0 and not monitoring.can_detect(min_effect):
+        found.append(
+            (
+                ("drift", "min_effect"),
+                "drift.min_effect",
+                f"{min_effect:g} asks the nightly monitor for drops of {min_effect * 100:.1f} "
+                f"points, but the monitoring set's {_cannot(monitoring)}: add cases or samples "
+                "to it, or raise min_effect",
+            )
+        )
+    if not found:
+        return []
+    scorecard_file = suite.root / "scorecard.yaml"
+    document = _yaml(scorecard_file)
+    warnings = []
+    for path, field, message in found:
+        line = None if document is None else document.lines.line_of(path)
+        warnings.append(SuiteIssue(scorecard_file, line, field, message))
+    warnings.sort(key=SuiteIssue.sort_key)
+    return warnings
+
+
+def _cannot(row: DetectableDrop) -> str:
+    """'8 cases x 1-3 samples can detect no drop smaller than 38.5 points (80% power, ...)'."""
+    odds = f"{row.power:.0%} power, one-sided alpha {row.alpha:g}"
+    if row.drop is None:
+        return f"{row.size} cannot detect even a drop to a pass rate of 0 ({odds})"
+    return f"{row.size} can detect no drop smaller than {row.drop_points:.1f} points ({odds})"
 
 
 def _yaml(file: Path) -> YamlDocument | None:

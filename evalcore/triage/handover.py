@@ -24,6 +24,7 @@ from evalcore.report.rendering import render
 from evalcore.store.tables import BacklogItemRow, DecisionRow, RunStatsRow
 from evalcore.suite import Case, EvalSet, Suite
 from evalcore.suite.models import SourceKind
+from evalcore.suite.sensitivity import DetectableDrop, suite_sensitivity
 from evalcore.triage.graduation import GRADUATION_KIND, propose
 
 BACKLOG_STATES = ("open", "duplicate", "blocked", "monitored", "kept", "dismissed")
@@ -91,6 +92,9 @@ class Handover:
     last_nightly: Measured | None = None
     channel: str | None = None
     notes: list[str] = field(default_factory=list)
+    # The smallest drop in pass rate each set and tag can detect in a nightly comparison.
+    sensitivity: list[DetectableDrop] = field(default_factory=list)
+    min_effect: float = 0.0
 
 
 def _latest_stats(engine: Engine, route: str, set_name: str) -> Measured | None:
@@ -169,6 +173,8 @@ def gather_handover(engine: Engine, suite: Suite) -> Handover:
         last_nightly=_latest_stats(engine, scorecard.route, "monitoring"),
         channel=owners.channel,
         graduation=_graduation(engine, suite),
+        sensitivity=suite_sensitivity(suite),
+        min_effect=scorecard.drift.min_effect,
     )
     if not decided:
         handover.notes.append("no decision has been recorded yet")

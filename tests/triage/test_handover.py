@@ -68,3 +68,24 @@ def test_handover_cli_prints_and_writes_markdown(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Which cases block a release?" in done.stdout
     assert out.read_text().startswith("# Handover: `support-assistant`")
+
+
+def test_handover_shows_what_each_set_and_tag_can_detect(tmp_path: Path) -> None:
+    from evalcore.suite.sensitivity import suite_sensitivity
+
+    rows = {row.scope: row for row in suite_sensitivity(load_suite(EXAMPLE))}
+    out = tmp_path / "HANDOVER.md"
+    done = evalcore("handover", "--suite", str(EXAMPLE), "--out", str(out), cwd=ROOT, home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert (
+        "(the smallest drop in pass rate detected with 80% power at one-sided alpha 0.05)" in text
+    )
+    assert f"- monitoring: {rows['set:monitoring'].describe()}" in text
+    assert f"- tag refunds: {rows['tag:refunds'].describe()}" in text
+    monitoring = rows["set:monitoring"]
+    if monitoring.drop is not None and monitoring.drop > 0.05:
+        assert (
+            f"**monitoring cannot detect a drop smaller than {monitoring.drop_points:.1f} points**"
+            in text
+        )
