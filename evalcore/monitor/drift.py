@@ -6,32 +6,47 @@ changed (added, removed, or edited: a different case hash) are reported as datas
 changes and kept out of every statistic, because a changed case measures something else.
 On the remaining ("comparable") cases scored on both sides:
 
-- pass rate per set and per tag, over scored samples (errors are not failures): a 2x2
-  test, Fisher's exact test when an expected count is below 5, else the chi-squared
-  two-proportion test;
+- pass rate per set and per tag. With `drift.method: sequential` (the default) the
+  comparison is paired over the cases scored on both sides (per-case pass fractions) and
+  tested with an anytime-valid e-process over every nightly run since the baseline was
+  accepted, the night's sets and tags combined with e-BH (see `evalcore.monitor.sequential`):
+  an unchanged route raises no set or tag alarm over the baseline's whole life with
+  probability at least 1 - min(alpha, fdr). With `per_night`, each night alone: a 2x2 test
+  over pooled samples, Fisher's exact test when an expected count is below 5, else the
+  chi-squared two-proportion test, in the family below;
 - per case, Fisher's exact test on its sample counts; a case that went from passing every
   sample to failing every sample (or back) is reported as a flip, significant or not;
 - for the route: latency and cost per call (Mann-Whitney U), error rate (as pass rate).
+  A latency or cost alarm needs significance *and* a change that matters: the median
+  latency (mean cost per case) must move by at least `min_latency_change_ms`
+  (`min_cost_change_usd`) and by `min_budget_fraction` of the route's budget for it, when
+  the scorecard sets one; its severity says how much of the budget the change eats.
 
-All of these p-values form one family, adjusted with Benjamini-Hochberg at level
-q = min(alpha, fdr), so that both the scorecard's per-test alpha and its false discovery
-rate hold. When the target did not change every hypothesis is null; BH then bounds the
-family-wise error by q (proved for independent and positively dependent tests; the
-overlapping scopes here, a set and its tags, a case and its tag, move together), so the
-chance that a run raises any alarm is at most min(alpha, fdr), and the minimum-effect
-filter only removes findings. `tests/monitor/test_drift.py` checks the rate on 300 seeded synthetic repetitions
-of an unchanged, nondeterministic target. It rests on samples being independent draws,
-as a target's sampling nondeterminism is; a difference between two runs that is not the
-target's own (a loaded machine on one night) is a real difference to these tests.
+The per-night p-values (flips and route; the set and tag tests too with `per_night`)
+form one family, adjusted with Benjamini-Hochberg at level q = min(alpha, fdr), so that
+both the scorecard's per-test alpha and its false discovery rate hold. When the target
+did not change every hypothesis is null; BH then bounds the family-wise error of a night
+by q (proved for independent and positively dependent tests; the overlapping scopes here,
+a set and its tags, a case and its tag, move together), and the minimum-effect filter
+only removes findings. These are news of one night by nature (a case that flipped
+tonight); the sequential layer is what keeps the set and tag alarms quiet over a month.
+`tests/monitor/test_drift.py` and `test_sequential.py` check the rates on seeded
+synthetic repetitions of an unchanged, nondeterministic target. They rest on samples
+being independent draws, as a target's sampling nondeterminism is; a difference between
+two runs that is not the target's own (a loaded machine on one night) is a real
+difference to these tests, which is why latency and cost must also move by an amount
+that matters.
 
 Flaky cases (mixed samples in the current run) are reported apart: they are a property
-of the case, not a change of the route.
+of the case, not a change of the route. With the sequential method, every set and tag
+also leaves an `evidence` row (never an alarm): the night's paired difference and its
+standard error, which the following nights' e-processes read back.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -39,15 +54,23 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from evalcore.monitor.sequential import PairedNight, e_bh, e_value, paired_night
 from evalcore.results.loader import CaseResults, RunResults, SampleResult, collector_paused
-from evalcore.suite.scorecard import DriftSettings
+from evalcore.suite.scorecard import Budgets, DriftSettings
 
 __all__ = [
+    "EVIDENCE_Z",
     "Finding",
     "FindingKind",
+    "History",
     "Severity",
     "analyse",
+    "paired_night_of",
 ]
+
+# Scope -> the paired nights before tonight since the baseline was accepted, oldest first.
+History = Mapping[str, Sequence[PairedNight]]
+EVIDENCE_Z = 1.959963984540054  # an evidence row's interval is its difference +- z x se
 
 
 class Severity(StrEnum):
@@ -80,6 +103,7 @@ class FindingKind(StrEnum):
     drift = "drift"
     dataset_change = "dataset_change"
     flaky = "flaky"
+    evidence = "evidence"  # a set or tag's paired night, read back by the sequential test
 
 
 @dataclass(frozen=True)
@@ -391,7 +415,9 @@ def _flip_finding(
 
 
 def _route_tests(
-    pairs: Sequence[tuple[CaseResults, CaseResults]], settings: DriftSettings
+    pairs: Sequence[tuple[CaseResults, CaseResults]],
+    settings: DriftSettings,
+    budgets: Budgets | None,
 ) -> list[_Test]:
     """Latency, cost per case and error rate of the route over the comparable cases."""
     base_samples = [s for base, _ in pairs for s in base.samples]
@@ -401,10 +427,11 @@ def _route_tests(
         np.array([s.latency_ms for s in base_samples if s.latency_ms is not None], dtype=float),
         np.array([s.latency_ms for s in cur_samples if s.latency_ms is not None], dtype=float),
         settings,
+        budgets,
     )
     if latency is not None:
         tests.append(latency)
-    cost = _cost_test(base_samples, cur_samples, len(pairs), settings)
+    cost = _cost_test(base_samples, cur_samples, len(pairs), settings, budgets)
     if cost is not None:
         tests.append(cost)
     base_errors = sum(1 for s in base_samples if s.passed is None)
@@ -422,10 +449,68 @@ def _route_tests(
     return tests
 
 
+@dataclass(frozen=True)
+class _Bar:
+    """The least change of a route measure that matters, and the budget it is judged by."""
+
+    least: float  # in the measure's unit (ms, USD)
+    budget: float | None
+    budget_name: str | None
+    unit: str
+
+    def describe(self, change: float) -> str:
+        text = f"change {self._fmt(change)} (matters from {self._fmt(self.least)}"
+        if self.budget:
+            text += f"; {abs(change) / self.budget:.0%} of the {self.budget_name} budget"
+        return text + ")"
+
+    def _fmt(self, value: float) -> str:
+        return f"{value:+.0f} ms" if self.unit == "ms" else f"${value:+.6f}"
+
+
+def _latency_bar(settings: DriftSettings, budgets: Budgets | None) -> _Bar:
+    """The median's change must reach `min_latency_change_ms` and `min_budget_fraction` of
+    the route's p50 budget (its p95 budget when it has no p50 one)."""
+    budget, name = None, None
+    if budgets is not None and budgets.latency_p50_ms is not None:
+        budget, name = budgets.latency_p50_ms, f"p50 {budgets.latency_p50_ms:g} ms"
+    elif budgets is not None and budgets.latency_p95_ms is not None:
+        budget, name = budgets.latency_p95_ms, f"p95 {budgets.latency_p95_ms:g} ms"
+    least = max(settings.min_latency_change_ms, settings.min_budget_fraction * (budget or 0.0))
+    return _Bar(least, budget, name, "ms")
+
+
+def _cost_bar(settings: DriftSettings, budgets: Budgets | None) -> _Bar:
+    budget = budgets.cost_per_case_usd if budgets is not None else None
+    name = None if budget is None else f"${budget:g} per case"
+    least = max(settings.min_cost_change_usd, settings.min_budget_fraction * (budget or 0.0))
+    return _Bar(least, budget or None, name, "usd")
+
+
+def _budget_severity(
+    change: float, relative: float, bar: _Bar, settings: DriftSettings
+) -> Severity:
+    """How much of the budget a worsening eats: half or more is high, a quarter medium,
+    less low (a loaded machine moves loopback latency by tens of milliseconds); without a
+    budget, as pass rates (the relative change against `min_effect`)."""
+    if change <= 0:
+        return Severity.low
+    if not bar.budget:
+        return _drift_severity(relative, True, settings.min_effect)
+    share = change / bar.budget
+    if share >= 0.5:
+        return Severity.high
+    return Severity.medium if share >= 0.25 else Severity.low
+
+
 def _latency_test(
-    base: np.ndarray[Any, Any], cur: np.ndarray[Any, Any], settings: DriftSettings
+    base: np.ndarray[Any, Any],
+    cur: np.ndarray[Any, Any],
+    settings: DriftSettings,
+    budgets: Budgets | None = None,
 ) -> _Test | None:
-    """Mann-Whitney U on successful calls' latencies; the effect is the median's change."""
+    """Mann-Whitney U on successful calls' latencies; the effect is the median's relative
+    change, and an alarm needs the median to move by an amount that matters."""
     if not base.size or not cur.size:
         return None
     base_p50, base_p95 = (float(v) for v in np.percentile(base, [50, 95]))
@@ -433,14 +518,18 @@ def _latency_test(
     if base_p50 <= 0:
         return None  # no relative change to speak of
     effect = cur_p50 / base_p50 - 1
+    change = cur_p50 - base_p50
+    bar = _latency_bar(settings, budgets)
     return _route_test(
         "latency",
         _mann_whitney_p(base, cur),
         effect,
         (base_p95, cur_p95),
         f"p95 {base_p95:.0f} -> {cur_p95:.0f} ms, p50 {base_p50:.0f} -> {cur_p50:.0f} ms "
-        f"(median {effect:+.1%}); Mann-Whitney U",
+        f"(median {effect:+.1%}, {bar.describe(change)}); Mann-Whitney U",
         settings,
+        matters=abs(change) >= bar.least,
+        severity=_budget_severity(change, effect, bar, settings),
     )
 
 
@@ -449,9 +538,11 @@ def _cost_test(
     cur_samples: Sequence[SampleResult],
     cases: int,
     settings: DriftSettings,
+    budgets: Budgets | None = None,
 ) -> _Test | None:
     """Mann-Whitney U on the cost of each answered call; the effect is the relative change
-    of the mean cost per case (the same cases on both sides)."""
+    of the mean cost per case (the same cases on both sides), which must move by an
+    amount that matters for an alarm."""
     base = np.array([s.cost_usd for s in base_samples if s.passed is not None], dtype=float)
     cur = np.array([s.cost_usd for s in cur_samples if s.passed is not None], dtype=float)
     base_total = sum(s.cost_usd for s in base_samples)
@@ -460,14 +551,18 @@ def _cost_test(
     base_value = base_total / cases
     cur_value = sum(s.cost_usd for s in cur_samples) / cases
     effect = cur_value / base_value - 1
+    change = cur_value - base_value
+    bar = _cost_bar(settings, budgets)
     return _route_test(
         "cost_per_case",
         _mann_whitney_p(base, cur),
         effect,
         (base_value, cur_value),
-        f"mean cost per case ${base_value:.6f} -> ${cur_value:.6f} ({effect:+.1%}); "
-        "Mann-Whitney U on the cost per call",
+        f"mean cost per case ${base_value:.6f} -> ${cur_value:.6f} ({effect:+.1%}, "
+        f"{bar.describe(change)}); Mann-Whitney U on the cost per call",
         settings,
+        matters=abs(change) >= bar.least,
+        severity=_budget_severity(change, effect, bar, settings),
     )
 
 
@@ -478,18 +573,21 @@ def _route_test(
     values: tuple[float, float],
     described: str,
     settings: DriftSettings,
+    *,
+    matters: bool,
+    severity: Severity,
 ) -> _Test:
     """A route-level test where higher is worse (latency, cost); reported only when
-    significant, its detail `described` followed by the adjusted p."""
+    significant and the change `matters`, its detail `described` followed by the adjusted p."""
 
     def make(adjusted: float, significant: bool) -> Finding | None:
-        if not significant:
+        if not significant or not matters:
             return None
         return Finding(
             FindingKind.drift,
             metric,
             "route",
-            _drift_severity(effect, effect > 0, settings.min_effect),
+            severity,
             f"{described} {_adjusted(p, adjusted)}",
             baseline_value=values[0],
             current_value=values[1],
@@ -500,29 +598,163 @@ def _route_test(
     return _Test(p, effect, make)
 
 
-def analyse(current: RunResults, baseline: RunResults, settings: DriftSettings) -> list[Finding]:
+# --------------------------------------------------------------------------- sequential
+
+
+@dataclass(frozen=True)
+class _CaseCounts:
+    """Per paired case (scored on both sides): passes and scored samples, each side."""
+
+    base_passes: np.ndarray[Any, Any]
+    base_scored: np.ndarray[Any, Any]
+    cur_passes: np.ndarray[Any, Any]
+    cur_scored: np.ndarray[Any, Any]
+
+    def of(self, index: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], ...]:
+        return (
+            self.base_passes[index],
+            self.base_scored[index],
+            self.cur_passes[index],
+            self.cur_scored[index],
+        )
+
+
+def paired_night_of(
+    effect: float | None, ci_low: float | None, ci_high: float | None
+) -> PairedNight | None:
+    """The paired night an `evidence` row holds (its effect and interval), if it holds one."""
+    if effect is None or ci_low is None or ci_high is None:
+        return None
+    se = (ci_high - ci_low) / (2 * EVIDENCE_Z)
+    return PairedNight(effect, se * se)
+
+
+def _sequential_findings(
+    scopes: Mapping[str, np.ndarray[Any, Any]],
+    counts: _CaseCounts,
+    history: History,
+    settings: DriftSettings,
+) -> list[Finding]:
+    """Per set and tag, tonight's paired night (an `evidence` row) and, when e-BH over the
+    night's comparisons raises it and it moved by `min_effect`, a drift finding."""
+    level = min(settings.alpha, settings.fdr)
+    names: list[str] = []
+    nights: list[PairedNight] = []
+    means: list[tuple[float, float, int, int, int]] = []
+    e_values: list[float] = []
+    runs: list[int] = []
+    for name, index in sorted(scopes.items()):
+        base_passes, base_scored, cur_passes, cur_scored = counts.of(index)
+        difference, variance, share = paired_night(base_passes, base_scored, cur_passes, cur_scored)
+        night = PairedNight(float(difference), float(variance))
+        earlier = history.get(name, ())
+        differences = np.array([n.difference for n in earlier] + [night.difference])
+        variances = np.array([n.variance for n in earlier] + [night.variance])
+        names.append(name)
+        nights.append(night)
+        e_values.append(float(e_value(differences, variances, float(share))))
+        runs.append(len(differences))
+        means.append(
+            (
+                float((base_passes / base_scored).mean()),
+                float((cur_passes / cur_scored).mean()),
+                len(index),
+                int(cur_passes.sum()),
+                int(cur_scored.sum()),
+            )
+        )
+    raised = e_bh(np.array(e_values), level) if e_values else np.zeros(0, dtype=bool)
+    bar = len(names) / (level * max(int(raised.sum()), 1))
+    findings: list[Finding] = []
+    for name, night, (base_mean, cur_mean, cases, passes, scored), evalue, nights_seen, up in zip(
+        names, nights, means, e_values, runs, raised, strict=True
+    ):
+        se = math.sqrt(night.variance)
+        anytime_p = min(1.0, 1.0 / evalue) if evalue > 0 else 1.0
+        evidence = (
+            f"e-value {evalue:.3g} after {nights_seen} nightly run(s) since the baseline "
+            f"(sequential: normal-mixture e-process on the paired difference)"
+        )
+        findings.append(
+            Finding(
+                FindingKind.evidence,
+                "pass_rate",
+                name,
+                Severity.info,
+                f"paired over {cases} case(s): {base_mean:.1%} -> {cur_mean:.1%}, "
+                f"difference {night.difference * 100:+.1f} +- {EVIDENCE_Z * se * 100:.1f} "
+                f"points; {evidence}",
+                baseline_value=base_mean,
+                current_value=cur_mean,
+                effect=night.difference,
+                p_value=anytime_p,
+                ci_low=night.difference - EVIDENCE_Z * se,
+                ci_high=night.difference + EVIDENCE_Z * se,
+            )
+        )
+        if not up or abs(night.difference) < settings.min_effect:
+            continue
+        ci_low, ci_high = _wilson(passes, scored, settings.alpha)
+        findings.append(
+            Finding(
+                FindingKind.drift,
+                "pass_rate",
+                name,
+                _drift_severity(night.difference, night.difference < 0, settings.min_effect),
+                f"pass rate {base_mean:.1%} -> {cur_mean:.1%} over {cases} paired case(s) "
+                f"(difference {night.difference:+.1%}); {evidence}, at least "
+                f"{bar:.3g} = {len(names)} comparison(s) / {level:g} / {int(raised.sum())} "
+                f"raised (e-BH); anytime-valid p={anytime_p:.2g}",
+                baseline_value=base_mean,
+                current_value=cur_mean,
+                effect=night.difference,
+                p_value=anytime_p,
+                ci_low=ci_low,
+                ci_high=ci_high,
+            )
+        )
+    return findings
+
+
+def analyse(
+    current: RunResults,
+    baseline: RunResults,
+    settings: DriftSettings,
+    *,
+    history: History | None = None,
+    budgets: Budgets | None = None,
+) -> list[Finding]:
     """Every finding of `current` against `baseline`, most severe first, then by scope.
 
     Pure: no I/O. Dataset changes and flaky cases are always reported; drift only when
-    significant after one Benjamini-Hochberg adjustment over all tests and at least
-    `min_effect` large, except flips, which are reported either way (as info when the
-    samples are too few to tell).
+    significant and at least `min_effect` large (latency and cost: a change that matters
+    against `budgets`), except flips, which are reported either way (as info when the
+    samples are too few to tell). With the sequential method, `history` holds each set
+    and tag's paired nights since the baseline was accepted (tonight excluded), and the
+    result includes tonight's as `evidence` rows.
     """
     with collector_paused():
-        return _analyse(current, baseline, settings)
+        return _analyse(current, baseline, settings, history or {}, budgets)
 
 
-def _analyse(current: RunResults, baseline: RunResults, settings: DriftSettings) -> list[Finding]:
+def _analyse(
+    current: RunResults,
+    baseline: RunResults,
+    settings: DriftSettings,
+    history: History,
+    budgets: Budgets | None,
+) -> list[Finding]:
     findings, pairs, added = _dataset_changes(current, baseline)
 
     # One pass over the comparable cases: flaky ones, per-case tests (memoised: most
-    # cases share their counts), and counts per (set, tags) combination. A case scored on
-    # one side only (all errors on the other) is left out of the rates, so that both
-    # sides of every rate cover the same cases.
+    # cases share their counts), and each case's counts by (set, tags) combination. A
+    # case scored on one side only (all errors on the other) is left out of the rates, so
+    # that both sides of every rate cover the same cases.
     fisher_memo: dict[Counts, float] = {}
     case_ps: list[float] = []
     flips: list[_Flip] = []
     groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+    paired: list[Counts] = []
     for base_case, case in pairs:
         base_pass = base_fail = cur_pass = cur_fail = 0
         for sample in base_case.samples:  # inlined: this loop runs once per case
@@ -553,37 +785,42 @@ def _analyse(current: RunResults, baseline: RunResults, settings: DriftSettings)
         case_ps.append(p)
         group = groups.get((case.set, case.tags))
         if group is None:
-            group = groups[(case.set, case.tags)] = [0, 0, 0, 0]
-        group[0] += base_pass
-        group[1] += base_fail
-        group[2] += cur_pass
-        group[3] += cur_fail
+            group = groups[(case.set, case.tags)] = []
+        group.append(len(paired))
+        paired.append(counts)
     for case in added:
         cur_pass, cur_fail = _scored(case.samples)
         if cur_pass and cur_fail:
             findings.append(_flaky_finding(case, cur_pass, cur_fail, None))
 
-    scopes: dict[str, list[int]] = {}
+    members: dict[str, list[int]] = {}
     for (set_name, tags), group in groups.items():
         for scope in (f"set:{set_name}", *(f"tag:{tag}" for tag in tags)):
-            total = scopes.setdefault(scope, [0, 0, 0, 0])
-            for i in range(4):
-                total[i] += group[i]
+            members.setdefault(scope, []).extend(group)
+    table = np.array(paired, dtype=float).reshape((-1, 4))
+    scopes = {scope: np.array(index, dtype=np.intp) for scope, index in members.items()}
     tests: list[_Test] = []
-    for scope, total in sorted(scopes.items()):
-        test = _rate_test(
-            scope,
-            "pass_rate",
-            (total[0], total[1], total[2], total[3]),
-            settings,
-            higher_is_worse=False,
-            label="pass rate",
+    if settings.method == "sequential":
+        counts_of = _CaseCounts(
+            table[:, 0], table[:, 0] + table[:, 1], table[:, 2], table[:, 2] + table[:, 3]
         )
-        if test is not None:
-            tests.append(test)
-    tests += _route_tests(pairs, settings)
+        findings += _sequential_findings(scopes, counts_of, history, settings)
+    else:
+        for scope, index in sorted(scopes.items()):
+            total = table[index].sum(axis=0)
+            test = _rate_test(
+                scope,
+                "pass_rate",
+                (int(total[0]), int(total[1]), int(total[2]), int(total[3])),
+                settings,
+                higher_is_worse=False,
+                label="pass rate",
+            )
+            if test is not None:
+                tests.append(test)
+    tests += _route_tests(pairs, settings, budgets)
 
-    # One family: every p-value above, adjusted together.
+    # One family: every per-night p-value above, adjusted together.
     family = [t.p for t in tests] + case_ps
     if family:
         adjusted = [float(q) for q in stats.false_discovery_control(family, method="bh")]
@@ -601,5 +838,5 @@ def _analyse(current: RunResults, baseline: RunResults, settings: DriftSettings)
             finding = _flip_finding(flip, case_ps[flip.index], q, q <= level, details)
             (findings if finding.severity is not Severity.info else unsure).append(finding)
         findings += _capped_unsure_flips(unsure)
-    findings.sort(key=lambda f: (-f.severity.rank, f.scope, f.metric))
+    findings.sort(key=lambda f: (-f.severity.rank, f.scope, f.metric, f.kind.value))
     return findings

@@ -12,19 +12,29 @@ from dataclasses import dataclass, replace
 
 from pydantic import BaseModel
 from sqlalchemy import delete
+from sqlalchemy import select as select_columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from evalcore.monitor.baseline import current_baseline
-from evalcore.monitor.drift import Finding, FindingKind, Severity, analyse
+from evalcore.monitor.drift import (
+    Finding,
+    FindingKind,
+    History,
+    Severity,
+    analyse,
+    paired_night_of,
+)
+from evalcore.monitor.sequential import PairedNight
 from evalcore.report.artifacts import Artifacts, slug
 from evalcore.report.rendering import render
-from evalcore.results.loader import load_results
+from evalcore.results.loader import RunResults, load_results
+from evalcore.results.nightly import nightly_runs
 from evalcore.run.pipeline import open_set_run
 from evalcore.store.repository import get_run
-from evalcore.store.tables import DriftFindingRow, RunRow
+from evalcore.store.tables import BaselineRow, DriftFindingRow, RunRow
 from evalcore.suite import EvalSet, Suite
-from evalcore.suite.scorecard import Scorecard
+from evalcore.suite.scorecard import DriftSettings, Scorecard
 
 MONITOR_SETS: tuple[EvalSet, ...] = (EvalSet.monitoring,)
 
@@ -119,22 +129,29 @@ def analyse_run(engine: Engine, run_id: str, *, run_seconds: float | None = None
         baseline_run_id = None
     else:
         baseline_run_id = baseline.run_id
-        settings = Scorecard.model_validate(run.scorecard).drift
+        scorecard = Scorecard.model_validate(run.scorecard)
+        baseline_results = load_results(engine, baseline.run_id, hashes=True)
+        history: History = {}
+        if scorecard.drift.method == "sequential":
+            history = paired_history(engine, run, baseline, baseline_results, scorecard.drift)
         findings = analyse(
             load_results(engine, run, hashes=True),
-            load_results(engine, baseline.run_id, hashes=True),
-            settings,
+            baseline_results,
+            scorecard.drift,
+            history=history,
+            budgets=scorecard.budgets,
         )
     findings = _with_flaky_history(engine, run.route, findings)
     store_findings(engine, run, baseline_run_id, findings)
+    shown = [f for f in findings if f.kind is not FindingKind.evidence]
     result = MonitorResult(
         route=run.route,
         set=set_name,
         run_id=run.id,
         baseline_run_id=baseline_run_id,
         no_baseline=notice,
-        findings=[_line(f) for f in findings],
-        counts=dict(Counter(f.kind.value for f in findings)),
+        findings=[_line(f) for f in shown],
+        counts=dict(Counter(f.kind.value for f in shown)),
         worst=None,
         run_seconds=run_seconds,
     )
@@ -142,6 +159,61 @@ def analyse_run(engine: Engine, run_id: str, *, run_seconds: float | None = None
     if alarms:
         result.worst = max((Severity(a.severity) for a in alarms), key=lambda s: s.rank).value
     return result
+
+
+def paired_history(
+    engine: Engine,
+    run: RunRow,
+    baseline: BaselineRow,
+    baseline_results: RunResults,
+    settings: DriftSettings,
+) -> History:
+    """Each set and tag's paired nights before `run` since `baseline` was accepted, oldest
+    first: the `evidence` rows the monitor stored for each nightly run against this
+    baseline, or, for a nightly run it never analysed against it, computed afresh from
+    the run's results."""
+    nights = [
+        night
+        for night in nightly_runs(
+            engine, route=run.route, set_name=run.sets[0], after=baseline.accepted_at, before=run
+        )
+        if night.id != baseline.run_id
+    ]
+    if not nights:
+        return {}
+    table = DriftFindingRow.__table__  # type: ignore[attr-defined]
+    stored: dict[str, dict[str, PairedNight]] = {}
+    with engine.connect() as conn:
+        ids = [night.id for night in nights]
+        for start in range(0, len(ids), 500):
+            rows = conn.execute(
+                select_columns(
+                    table.c.run_id, table.c.scope, table.c.effect, table.c.ci_low, table.c.ci_high
+                )
+                .where(table.c.run_id.in_(ids[start : start + 500]))
+                .where(table.c.kind == FindingKind.evidence.value)
+                .where(table.c.baseline_run_id == baseline.run_id)
+            )
+            for run_id, scope, effect, ci_low, ci_high in rows:
+                night = paired_night_of(effect, ci_low, ci_high)
+                if night is not None:
+                    stored.setdefault(run_id, {})[scope] = night
+    history: dict[str, list[PairedNight]] = {}
+    for night_run in nights:
+        paired = stored.get(night_run.id)
+        if paired is None:
+            computed = analyse(
+                load_results(engine, night_run, hashes=True), baseline_results, settings
+            )
+            paired = {}
+            for finding in computed:
+                if finding.kind is FindingKind.evidence:
+                    night = paired_night_of(finding.effect, finding.ci_low, finding.ci_high)
+                    if night is not None:
+                        paired[finding.scope] = night
+        for scope, night in paired.items():
+            history.setdefault(scope, []).append(night)
+    return history
 
 
 def _with_flaky_history(engine: Engine, route: str, findings: list[Finding]) -> list[Finding]:

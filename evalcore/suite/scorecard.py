@@ -201,9 +201,12 @@ class Sensitivity(_Strict):
 class DriftSettings(_Strict):
     """Nightly monitoring against the accepted baseline.
 
-    `method: sequential` (the default) tests set and tag pass rates with an anytime-valid
-    test over every night since the baseline was accepted, so the chance of any false
-    alarm over the baseline's life stays at `alpha`; `per_night` tests each night alone.
+    `method: sequential` (the default) tests set and tag pass rates, paired over the cases
+    in both runs, with an anytime-valid e-process over every night since the baseline was
+    accepted, the comparisons of a night combined by e-BH at min(`alpha`, `fdr`), so the
+    chance of any false alarm over the baseline's life stays at that level; `per_night`
+    tests each night alone (BH at `fdr`). Case flips, latency, cost and the error rate are
+    tested per night.
     A latency or cost alarm needs significance and a change that matters: at least
     `min_latency_change_ms` / `min_cost_change_usd`, and at least `min_budget_fraction` of
     the route's budget for it when there is one.

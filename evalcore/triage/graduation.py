@@ -35,6 +35,7 @@ from sqlalchemy import case as when
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from evalcore.results.nightly import NIGHTLY_TRIGGERS
 from evalcore.results.run_stats import as_utc
 from evalcore.results.trends import zone
 from evalcore.store.tables import (
@@ -66,7 +67,6 @@ __all__ = [
 
 GRADUATION_KIND = "graduation"
 REF_PREFIX = "graduate:"
-NIGHTLY_TRIGGERS = ("nightly", "monitor")
 DATING_NIGHTS = 7  # nights looked at beyond the streak, to date a proposal up to a week back
 _NEXT = {EvalSet.backlog: EvalSet.monitoring, EvalSet.monitoring: EvalSet.blocking}
 _PREVIOUS = {target: source for source, target in _NEXT.items()}

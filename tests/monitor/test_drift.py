@@ -39,10 +39,11 @@ from evalcore.store.engine import get_engine
 from evalcore.store.repository import create_run, insert_results, record_dataset_version
 from evalcore.store.tables import DriftFindingRow, RunRow
 from evalcore.suite import Suite, load_suite
-from evalcore.suite.scorecard import DriftSettings
+from evalcore.suite.scorecard import Budgets, DriftSettings
 
 DRIFT_SUITE = Path(__file__).resolve().parents[1] / "data" / "drift"
-SETTINGS = DriftSettings()  # alpha 0.05, fdr 0.1, min_effect 0.05
+SETTINGS = DriftSettings()  # alpha 0.05, fdr 0.1, min_effect 0.05, method sequential
+PER_NIGHT = DriftSettings(method="per_night")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -169,7 +170,10 @@ def test_a_case_passing_half_its_samples_is_flaky_not_drift() -> None:
     assert drift(findings) == []
 
 
-def test_a_big_drop_on_one_tag_is_flagged_high_with_a_negative_effect() -> None:
+@pytest.mark.parametrize("settings", [SETTINGS, PER_NIGHT], ids=["sequential", "per_night"])
+def test_a_big_drop_on_one_tag_is_flagged_high_with_a_negative_effect(
+    settings: DriftSettings,
+) -> None:
     shipping = [case(f"ship{i}", 5, tags=("shipping",)) for i in range(20)]
     baseline = snapshot(
         "base", [*shipping, *(case(f"ref{i}", 5, tags=("refunds",)) for i in range(20))]
@@ -177,45 +181,53 @@ def test_a_big_drop_on_one_tag_is_flagged_high_with_a_negative_effect() -> None:
     current = snapshot(
         "cur", [*shipping, *(case(f"ref{i}", 3, 2, tags=("refunds",)) for i in range(20))]
     )
-    findings = analyse(current, baseline, SETTINGS)
+    findings = analyse(current, baseline, settings)
     rates = by_scope(drift(findings), "pass_rate")
     assert "tag:shipping" not in rates
     refunds = rates["tag:refunds"]
     assert refunds.alarm and refunds.severity is Severity.high
-    assert (refunds.baseline_value, refunds.current_value) == (1.0, 0.6)
+    assert refunds.baseline_value == 1.0
+    assert refunds.current_value == pytest.approx(0.6)
     assert refunds.effect == pytest.approx(-0.4)
     assert refunds.p_value is not None and refunds.p_value < 1e-6
     assert refunds.ci_low is not None and refunds.ci_high is not None
     assert refunds.ci_low < 0.6 < refunds.ci_high
-    assert "BH-adjusted p=" in refunds.detail
+    if settings.method == "per_night":
+        assert "BH-adjusted p=" in refunds.detail
+    else:  # the method, the nights accumulated and the evidence
+        assert "e-value" in refunds.detail and "after 1 nightly run(s)" in refunds.detail
+        assert "e-BH" in refunds.detail
     # The set drops by 20 points: high too (>= 2 x min_effect); the worst come first.
     assert rates["set:monitoring"].severity is Severity.high
     ranks = [f.severity.rank for f in findings]
     assert ranks == sorted(ranks, reverse=True)
 
 
-def test_a_significant_shift_below_the_minimum_effect_is_not_reported() -> None:
+@pytest.mark.parametrize("method", ["sequential", "per_night"])
+def test_a_significant_shift_below_the_minimum_effect_is_not_reported(method: str) -> None:
     # 100,000 samples a side: 95% -> 94% is far beyond chance (p ~ 1e-20) but 1 point.
     baseline = snapshot("base", [case(f"c{i}", 95, 5, tags=("big",)) for i in range(1000)])
     current = snapshot("cur", [case(f"c{i}", 94, 6, tags=("big",)) for i in range(1000)])
     assert stats.chi2_contingency([[95_000, 5_000], [94_000, 6_000]]).pvalue < 1e-12
-    assert by_scope(drift(analyse(current, baseline, SETTINGS)), "pass_rate") == {}
+    settings = DriftSettings.model_validate({"method": method})
+    assert by_scope(drift(analyse(current, baseline, settings)), "pass_rate") == {}
     # The same shift is reported once the minimum effect allows it.
-    small = DriftSettings(min_effect=0.005)
+    small = DriftSettings.model_validate({"method": method, "min_effect": 0.005})
     reported = by_scope(drift(analyse(current, baseline, small)), "pass_rate")
     assert set(reported) == {"tag:big", "set:monitoring"}
     assert reported["tag:big"].severity is Severity.high  # 0.01 >= 2 x 0.005
 
 
-def test_one_family_of_tests_only_the_real_drop_survives() -> None:
+@pytest.mark.parametrize("settings", [SETTINGS, PER_NIGHT], ids=["sequential", "per_night"])
+def test_one_family_of_tests_only_the_real_drop_survives(settings: DriftSettings) -> None:
     tags = [f"t{i:02d}" for i in range(40)]
     base_cases = [case(f"c-{tag}", 40, tags=(tag,)) for tag in tags]
     cur_cases = list(base_cases)
     cur_cases[0] = case("c-t00", 10, 30, tags=("t00",))  # a real drop
     cur_cases[1] = case("c-t01", 34, 6, tags=("t01",))  # p ~ 0.03 alone, chance among 40 tags
     raw_p = stats.fisher_exact([[40, 0], [34, 6]]).pvalue
-    assert raw_p < SETTINGS.alpha  # reported, were each tag tested on its own
-    findings = drift(analyse(snapshot("cur", cur_cases), snapshot("base", base_cases), SETTINGS))
+    assert raw_p < settings.alpha  # reported, were each tag tested on its own
+    findings = drift(analyse(snapshot("cur", cur_cases), snapshot("base", base_cases), settings))
     flagged = {f.scope for f in findings if f.scope.startswith("tag:")}
     assert flagged == {"tag:t00"}
 
@@ -265,7 +277,9 @@ def test_flips_need_samples_to_be_alarms() -> None:
 def test_route_latency_cost_and_errors_are_compared() -> None:
     base = [case(f"c{i}", 10, latency=100.0 + i, cost=0.001) for i in range(20)]
     cur = [
-        case(f"c{i}", 8, errors=2, latency=130.0 + i, cost=0.002) if i < 10 else base[i]
+        case(f"c{i}", 8, errors=2, latency=400.0 + i, cost=0.002)
+        if i < 10
+        else case(f"c{i}", 10, latency=400.0 + i, cost=0.001)
         for i in range(20)
     ]
     found = drift(analyse(snapshot("c", cur), snapshot("b", base), SETTINGS))
@@ -434,7 +448,8 @@ def test_an_injected_regression_names_its_tag_and_no_other(tmp_path: Path) -> No
     assert set(flips) == {f"case:{c}" for c in refund_cases}
     assert flips["case:refund-eu-berlin"].severity is Severity.critical  # a critical case
     assert flips["case:refund-eu-lyon"].severity is Severity.high
-    assert not [f for f in findings if f.kind is not FindingKind.drift]  # same dataset, stable
+    kinds = {f.kind for f in findings}
+    assert kinds == {FindingKind.drift, FindingKind.evidence}  # same dataset, stable
 
 
 # --------------------------------------------------------------------------- seeded noise
@@ -578,3 +593,82 @@ def test_thousands_of_untestable_flips_are_capped_and_summed_up() -> None:
     assert summary.detail.startswith(f"{1000 - MAX_UNSURE_FLIPS} more case(s) flipped")
     assert not summary.alarm
     assert _capped_unsure_flips(unsure[:3]) == unsure[:3]
+
+
+def latency_runs(base_ms: float, cur_ms: float) -> tuple[RunResults, RunResults]:
+    rng = np.random.default_rng(5)
+
+    def run(run_id: str, median: float) -> RunResults:
+        return snapshot(
+            run_id,
+            [
+                CaseResults(
+                    f"c{i}",
+                    "monitoring",
+                    "medium",
+                    (),
+                    tuple(
+                        SampleResult(True, float(median * rng.lognormal(0, 0.1)), 0.001, 0.0)
+                        for _ in range(3)
+                    ),
+                )
+                for i in range(100)
+            ],
+            {f"c{i}": "h" for i in range(100)},
+        )
+
+    return run("c", cur_ms), run("b", base_ms)
+
+
+def test_a_loopback_latency_shift_of_milliseconds_is_no_alarm() -> None:
+    # 7 -> 23 ms median: beyond chance (Mann-Whitney p ~ 1e-100) but nothing a user notices.
+    current, baseline = latency_runs(7.0, 23.0)
+    budgets = Budgets(latency_p50_ms=500, latency_p95_ms=2000)
+    assert drift(analyse(current, baseline, SETTINGS, budgets=budgets)) == []
+    assert drift(analyse(current, baseline, SETTINGS)) == []  # min_latency_change_ms alone
+    # With the bar lowered to 10 ms and no budget it is one.
+    low = DriftSettings(min_latency_change_ms=10)
+    (finding,) = drift(analyse(current, baseline, low))
+    assert finding.metric == "latency" and "matters from +10 ms" in finding.detail
+
+
+def test_a_shift_of_forty_percent_of_the_p95_budget_is_an_alarm_ranked_by_budget() -> None:
+    budgets = Budgets(latency_p95_ms=2000)
+    current, baseline = latency_runs(300.0, 1100.0)  # +800 ms: 40% of the p95 budget
+    (finding,) = drift(analyse(current, baseline, SETTINGS, budgets=budgets))
+    assert (finding.metric, finding.severity) == ("latency", Severity.medium)
+    assert "40% of the p95 2000 ms budget" in finding.detail
+    # Half the budget is high; 15% of it an alarm ranked low; under 10% of it none.
+    current, baseline = latency_runs(300.0, 1400.0)
+    (finding,) = drift(analyse(current, baseline, SETTINGS, budgets=budgets))
+    assert finding.severity is Severity.high
+    current, baseline = latency_runs(300.0, 600.0)
+    (finding,) = drift(analyse(current, baseline, SETTINGS, budgets=budgets))
+    assert finding.severity is Severity.low
+    current, baseline = latency_runs(300.0, 450.0)
+    assert drift(analyse(current, baseline, SETTINGS, budgets=budgets)) == []
+
+
+def test_a_cost_change_needs_a_tenth_of_the_cost_budget() -> None:
+    base = [case(f"c{i}", 10, cost=0.001) for i in range(20)]
+    dearer = [case(f"c{i}", 10, cost=0.0012) for i in range(20)]  # +0.002 per case
+    found = drift(analyse(snapshot("c", dearer), snapshot("b", base), SETTINGS))
+    assert [f.metric for f in found] == ["cost_per_case"]  # no budget: significant is enough
+    small = drift(
+        analyse(
+            snapshot("c", dearer),
+            snapshot("b", base),
+            SETTINGS,
+            budgets=Budgets(cost_per_case_usd=0.05),  # +0.002 is 4% of it
+        )
+    )
+    assert small == []
+    (big,) = drift(
+        analyse(
+            snapshot("c", dearer),
+            snapshot("b", base),
+            SETTINGS,
+            budgets=Budgets(cost_per_case_usd=0.004),  # half of it
+        )
+    )
+    assert big.severity is Severity.high and "50% of the $0.004 per case budget" in big.detail
