@@ -23,6 +23,7 @@ from evalcore.gate.steps import (
     gate_artifacts,
     gate_result,
     open_gate_run,
+    resample_failing,
 )
 from evalcore.report.artifacts import Artifacts
 from evalcore.results.verdict import Verdict
@@ -50,6 +51,29 @@ def open_step(suite: Suite, request: GateRequest) -> tuple[str, bool]:
 
 
 run_blocking_set = run_step.with_options(name="run blocking set")
+
+
+@task(
+    name="re-sample failing cases",
+    cache_policy=NO_CACHE,
+    persist_result=False,
+    retries=2,
+    retry_delay_seconds=5,
+)
+async def resample_step(suite: Suite, run_id: str) -> float:
+    """On a nondeterministic route, sample the failing blocking cases again until the
+    sequential test decides each (a retry goes on from the stored samples); returns the
+    seconds it took. Nothing happens on any other route."""
+    done = await resample_failing(get_engine(), suite, run_id)
+    if done.rounds:
+        get_run_logger().info(
+            "run %s: %s extra samples of failing cases in %s rounds (%.2f s)",
+            run_id[:12],
+            done.extra_samples,
+            done.rounds,
+            done.seconds,
+        )
+    return done.seconds
 
 
 @task(name="verdict", cache_policy=NO_CACHE, persist_result=False)
@@ -118,6 +142,7 @@ async def release_gate(
     if event_id:
         attach_event_run(engine, event_id, run_id)
     run_seconds = await run_blocking_set(unwalked(loaded), run_id)
+    run_seconds += await resample_step(unwalked(loaded), run_id)
     report = report_path or str(default_report_path(settings.home.resolve(), release, run_id))
     result, artifacts = verdict_step(run_id, resumed, run_seconds, report, junit_path)
     await publish_step(artifacts)

@@ -211,6 +211,57 @@ def verdict_table(verdict: RunVerdict) -> Table:
     return table
 
 
+def resampled_table(verdict: RunVerdict) -> Table | None:
+    """The failing blocking cases of a nondeterministic route and what re-sampling decided;
+    None when the route is not marked nondeterministic."""
+    if not verdict.sequential_rule:
+        return None
+    from rich.text import Text
+
+    table = Table(
+        title=f"Re-sampled cases: {verdict.extra_samples} extra sample(s)",
+        title_justify="left",
+        caption=verdict.sequential_rule,
+        caption_justify="left",
+    )
+    for column in ("case", "decision", "samples", "extra", "passed", "LLR"):
+        table.add_column(column)
+    styles = {"healthy": "green", "broken": "red", "undecided": "yellow"}
+    for d in verdict.sequential:
+        decision = d.decision.value + (
+            " (budget spent)" if d.decision == "undecided" and d.budget_spent else ""
+        )
+        table.add_row(
+            Text(d.case_id),
+            Text(decision, style=styles[d.decision.value]),
+            str(d.samples),
+            str(d.extra),
+            f"{d.passes}/{d.passes + d.failures}",
+            f"{d.llr:+.2f}",
+        )
+    return table
+
+
+def reliability_table(verdict: RunVerdict) -> Table | None:
+    """pass@k and pass^k per scope, for the cases with several samples; None if none has."""
+    if not verdict.reliability:
+        return None
+    table = Table(title="Reliability (cases with several samples)", title_justify="left")
+    for column in ("scope", "cases", "k", "pass@k", "pass^k"):
+        table.add_column(column)
+    for r in verdict.reliability:
+        table.add_row(r.scope, str(r.cases), str(r.k), f"{r.pass_at_k:.1%}", f"{r.pass_hat_k:.1%}")
+    return table
+
+
+def print_verdict(verdict: RunVerdict) -> None:
+    """The verdict's criteria, then re-sampled cases and reliability where there are some."""
+    console.print(verdict_table(verdict))
+    for extra in (resampled_table(verdict), reliability_table(verdict)):
+        if extra is not None:
+            console.print(extra)
+
+
 _SEVERITY_STYLE = {
     "critical": "bold red",
     "high": "red",

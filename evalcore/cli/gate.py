@@ -24,6 +24,8 @@ from evalcore.exitcodes import ExitCode
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
+    from evalcore.suite import Suite
+
 release_app = typer.Typer(help="Announce releases to the Prefect server.", no_args_is_help=True)
 
 
@@ -50,10 +52,11 @@ def gate(
 
     Example: [bold]evalcore gate --release 2026.11.3 --junit reports/gate.xml[/]
     """
-    from evalcore.cli.console import console, err_console, print_summary, verdict_table
+    from evalcore.cli.console import console, err_console, print_summary, print_verdict
     from evalcore.gate.steps import GateResult
 
     loaded = load(suite)
+    _check_regression_run(loaded)
 
     def start(shown_target_url: str | None, shown_judge_url: str | None) -> Awaitable[State[Any]]:
         from flows.release_gate import release_gate
@@ -85,11 +88,47 @@ def gate(
     if outcome.resumed:
         err_console.print(f"resumed unfinished run {outcome.short_id} of release {release}")
     print_summary(outcome.summary)
-    console.print(verdict_table(outcome.run_verdict))
+    print_verdict(outcome.run_verdict)
     console.print(f"HTML report: {outcome.report_path}", highlight=False, soft_wrap=True)
     if outcome.junit_path:
         console.print(f"JUnit XML: {outcome.junit_path}", highlight=False, soft_wrap=True)
     raise typer.Exit(outcome.exit_code)
+
+
+def _check_regression_run(loaded: Suite) -> None:
+    """`regression.against` naming a run the store does not have stops the gate before
+    anything runs, naming scorecard.yaml:line (a typo must not silently compare nothing)."""
+    check = loaded.scorecard.regression
+    if check is None or check.against == "last_pass":
+        return
+    from evalcore.cli.common import open_store
+    from evalcore.store.repository import get_run
+
+    if get_run(open_store(), check.against) is not None:
+        return
+    from evalcore.cli.console import print_suite_error
+    from evalcore.suite import SuiteError
+    from evalcore.suite.errors import SuiteIssue
+    from evalcore.suite.yaml_lines import parse_yaml
+
+    path = loaded.root / "scorecard.yaml"
+    line = parse_yaml(path.read_text(encoding="utf-8"), path).lines.line_of(
+        ("regression", "against")
+    )
+    print_suite_error(
+        SuiteError(
+            [
+                SuiteIssue(
+                    path,
+                    line,
+                    "regression.against",
+                    f"no run {check.against!r} in the store to compare with "
+                    "(see `evalcore runs list`; or `last_pass`)",
+                )
+            ]
+        )
+    )
+    raise typer.Exit(int(ExitCode.USAGE))
 
 
 @release_app.command("announce")

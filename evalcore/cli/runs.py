@@ -51,6 +51,7 @@ def runs_show(
 
     Example: [bold]evalcore runs show 3f2a9c1d0b7e --junit reports/evals.xml[/]
     """
+    from evalcore.gate.steps import regression_of
     from evalcore.results.loader import load_results
     from evalcore.results.summary import FAILURES_SHOWN, summarize
     from evalcore.results.verdict import judge_run
@@ -62,7 +63,9 @@ def runs_show(
         fail(f"no run with id {run_id!r} (see `evalcore runs list`)")
     results = load_results(engine, run_row, failures=FAILURES_SHOWN)
     summary = summarize(results)
-    verdict = judge_run(results)
+    # A gate run with a regression check is shown with it, as its gate judged it.
+    regression = regression_of(engine, results) if run_row.release is not None else None
+    verdict = judge_run(results, regression=regression)
     if junit is not None:
         from evalcore.report.junit import write_junit
 
@@ -76,9 +79,20 @@ def runs_show(
         payload["verdict"] = verdict.verdict.value
         payload["reason"] = verdict.reason
         payload["criteria"] = [c.__dict__ for c in verdict.criteria]
+        payload["sequential_rule"] = verdict.sequential_rule
+        payload["resampled"] = [
+            {**d.__dict__, "decision": d.decision.value} for d in verdict.sequential
+        ]
+        payload["extra_samples"] = verdict.extra_samples
+        payload["reliability"] = [r.__dict__ for r in verdict.reliability]
+        if verdict.regression is not None:
+            payload["regression"] = {
+                **verdict.regression.__dict__,
+                "significant": verdict.regression.significant,
+            }
         print(json.dumps(payload, indent=2))
         return
-    from evalcore.cli.console import console, print_summary, verdict_table
+    from evalcore.cli.console import print_summary, print_verdict
 
     print_summary(summary)
-    console.print(verdict_table(verdict))
+    print_verdict(verdict)

@@ -5,10 +5,20 @@ Prefect, so `flows/release_gate.py` stays thin and the logic is tested on its ow
 A gate run for a release that has an unfinished run (killed, interrupted) on the same
 dataset and scorecard continues that run; a release gated after a finished run gets a
 new run, so history shows both.
+
+On a route marked nondeterministic, `resample_failing` follows the blocking run: each
+failing blocking case is sampled again through the run engine, as further samples of the
+same run, until Wald's sequential test (`results.sequential`) decides it or its budget is
+spent. Each round gives every undecided case the fewest samples that could decide it
+(one, mostly), all cases of a round in one engine pass; passing cases are never re-run.
+Everything is read back from the store each round, so a retried or resumed gate goes on
+from what is stored. The regression check (`regression:` in the scorecard) pairs the
+run's blocking cases with the last passing gate run of the route, or a named run.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,18 +29,38 @@ from sqlalchemy.engine import Engine
 from evalcore.exitcodes import ExitCode
 from evalcore.report.artifacts import Artifacts, slug
 from evalcore.report.rendering import render
-from evalcore.results.loader import load_results
+from evalcore.results.loader import CaseResults, RunResults, load_results
+from evalcore.results.regression import PairedOutcome, Regression, compare
+from evalcore.results.sequential import Decision, SequentialTest
 from evalcore.results.summary import FAILURES_SHOWN, RunSummary, summarize
-from evalcore.results.verdict import RunVerdict, Verdict, case_passed, judge
+from evalcore.results.verdict import (
+    RESAMPLED_KEY,
+    RESAMPLED_SET,
+    RunVerdict,
+    Verdict,
+    case_outcomes,
+    judge,
+    judge_run,
+    own_samples,
+    resampled_cases,
+)
 from evalcore.run.pipeline import open_set_run
-from evalcore.run.service import run_for_resume
-from evalcore.store.repository import latest_unfinished_run
+from evalcore.run.service import execute_run, run_for_resume
+from evalcore.store.repository import (
+    done_pairs,
+    earlier_runs,
+    get_run,
+    latest_unfinished_run,
+    record_run_setting,
+)
 from evalcore.store.tables import RunRow
 from evalcore.suite import EvalSet, Suite
 from evalcore.suite.scorecard import Scorecard
 from evalcore.targets.http import display_url
 
 GATE_SETS: tuple[EvalSet, ...] = (EvalSet.blocking,)
+# In a gate run's settings: the verdict its gate concluded (regression check included).
+GATE_VERDICT_KEY = "gate_verdict"
 RELEASE_EVENT = "release.created"
 
 _EXIT_CODES = {
@@ -62,6 +92,40 @@ class CriterionLine(BaseModel):
     detail: str = ""
 
 
+class ResampledLine(BaseModel):
+    """A failing blocking case judged sequentially, with every extra sample counted."""
+
+    case_id: str
+    decision: Decision
+    samples: int
+    extra: int
+    passes: int
+    failures: int
+    llr: float
+    budget_spent: bool
+
+
+class ReliabilityLine(BaseModel):
+    scope: str
+    cases: int
+    k: int
+    pass_at_k: float
+    pass_hat_k: float
+
+
+class RegressionLine(BaseModel):
+    """The paired comparison with an earlier run (`against_run_id` None: none to compare)."""
+
+    against_run_id: str | None
+    paired: int
+    newly_failing: list[str]
+    newly_fixed: list[str]
+    test: str
+    p_value: float | None
+    significant: bool
+    max_new_failures: int | None
+
+
 class GateResult(BaseModel):
     """What a gate run concluded; the flow's result and `evalcore gate --json`.
 
@@ -81,6 +145,12 @@ class GateResult(BaseModel):
     results: int
     errors: int
     run_seconds: float | None = None  # the engine's run phase in this gate run
+    sequential_rule: str = ""  # the re-sampling test and its error rates, if the route has one
+    resampled: list[ResampledLine] = Field(default_factory=list)
+    extra_samples: int = 0
+    undecided: list[str] = Field(default_factory=list)
+    reliability: list[ReliabilityLine] = Field(default_factory=list)
+    regression: RegressionLine | None = None
     report_path: str | None = None
     junit_path: str | None = None
     summary: RunSummary = Field(exclude=True)
@@ -133,6 +203,114 @@ def _shown(url: str | None) -> str | None:
     return display_url(url) if url is not None else None
 
 
+@dataclass(frozen=True)
+class Resampling:
+    """What re-sampling drew in this gate run (earlier attempts' samples not counted)."""
+
+    rounds: int = 0
+    extra_samples: int = 0
+    seconds: float = 0.0
+
+
+def resample_plan(engine: Engine, suite: Suite, run_id: str) -> dict[str, list[int]]:
+    """The extra samples to draw next: for each failing blocking case the sequential test
+    has not decided and whose budget is not spent, the next sample indices. Empty when the
+    route is not nondeterministic or nothing is left to draw. Records each newly
+    re-sampled case with its own sample count in the run's settings first."""
+    run = get_run(engine, run_id)
+    if run is None:
+        raise KeyError(run_id)
+    rule = Scorecard.model_validate(run.scorecard).samples
+    if not rule.nondeterministic:
+        return {}
+    test = SequentialTest.of(rule)
+    results = load_results(engine, run)
+    recorded = resampled_cases(run.settings)
+    _, decisions = case_outcomes(results.cases, rule, recorded)
+    done = done_pairs(engine, run.id)
+    plan: dict[str, list[int]] = {}
+    own: dict[str, int] = {}
+    for decision in decisions:
+        batch = test.next_batch(decision.passes, decision.failures, decision.extra)
+        case = suite.get(decision.case_id)
+        if not batch or case is None:
+            continue
+        taken = {s for c, s in done if c == case.id}
+        indices: list[int] = []
+        sample = case.samples
+        while len(indices) < batch:
+            if sample not in taken:
+                indices.append(sample)
+            sample += 1
+        plan[case.id] = indices
+        own[case.id] = case.samples
+    new = {case_id: samples for case_id, samples in own.items() if case_id not in recorded}
+    if new:
+        record_run_setting(engine, run.id, RESAMPLED_KEY, {**recorded, **new})
+    return plan
+
+
+async def resample_failing(engine: Engine, suite: Suite, run_id: str) -> Resampling:
+    """Re-sample the failing blocking cases of a nondeterministic route until the
+    sequential test decides each or its budget is spent; nothing for any other route."""
+    started = time.perf_counter()
+    rounds = drawn = 0
+    while plan := resample_plan(engine, suite, run_id):
+        run = get_run(engine, run_id)
+        assert run is not None
+        report = await execute_run(engine, suite, run, extra=plan)
+        rounds += 1
+        drawn += report.written
+        if report.written == 0:
+            break  # nothing could be stored: do not spin on the same plan
+    return Resampling(rounds, drawn, time.perf_counter() - started)
+
+
+def _paired_outcomes(results: RunResults) -> dict[str, PairedOutcome]:
+    """Each blocking case's verdict and own scored samples, as its run judged it."""
+    scorecard = Scorecard.model_validate(results.run.scorecard)
+    recorded = resampled_cases(results.run.settings)
+    blocking = [c for c in results.cases if c.set == RESAMPLED_SET]
+    outcomes, _ = case_outcomes(blocking, scorecard.samples, recorded)
+    own: list[CaseResults] = own_samples(blocking, recorded)
+    return {c.case_id: PairedOutcome(outcomes[c.case_id], c.scored) for c in own}
+
+
+def comparison_run(engine: Engine, run: RunRow, against: str) -> RunRow | None:
+    """The run a gate run is compared with: the newest earlier gate run of the route whose
+    gate verdict was pass (`last_pass`), or the run named (None if there is none).
+
+    The gate's verdict is the one it recorded (`GATE_VERDICT_KEY`, with its own regression
+    check); a run gated before verdicts were recorded is judged again without one."""
+    if against != "last_pass":
+        return get_run(engine, against)
+    for earlier in earlier_runs(engine, route=run.route, sets=run.sets, before=run.created_at):
+        if earlier.id == run.id:
+            continue
+        recorded = earlier.settings.get(GATE_VERDICT_KEY)
+        verdict = recorded or judge_run(load_results(engine, earlier)).verdict.value
+        if verdict == Verdict.passed.value:
+            return earlier
+    return None
+
+
+def regression_of(engine: Engine, results: RunResults) -> Regression | None:
+    """The scorecard's regression check for this run; None when it asks for none."""
+    check = Scorecard.model_validate(results.run.scorecard).regression
+    if check is None:
+        return None
+    earlier = comparison_run(engine, results.run, check.against)
+    if earlier is None:
+        return Regression(None, check.max_new_failures, check.alpha)
+    return compare(
+        _paired_outcomes(load_results(engine, earlier)),
+        _paired_outcomes(results),
+        against_run_id=earlier.id,
+        max_new_failures=check.max_new_failures,
+        alpha=check.alpha,
+    )
+
+
 def gate_result(
     engine: Engine,
     run_id: str,
@@ -149,7 +327,10 @@ def gate_result(
     summary = summarize(results)
     # Judged against the scorecard stored with the run, as `runs show` does.
     scorecard = Scorecard.model_validate(run.scorecard)
-    verdict = judge(results.cases, scorecard)
+    recorded = resampled_cases(run.settings)
+    verdict = judge(
+        results.cases, scorecard, resampled=recorded, regression=regression_of(engine, results)
+    )
     if report_path is not None:
         from evalcore.report.html import write_report
 
@@ -158,7 +339,10 @@ def gate_result(
         from evalcore.report.junit import write_junit
 
         write_junit(engine, run, verdict, junit_path)
-    failed = sorted(c.case_id for c in results.cases if case_passed(c, scorecard.samples) is False)
+    record_run_setting(engine, run.id, GATE_VERDICT_KEY, verdict.verdict.value)
+    outcomes, _ = case_outcomes(results.cases, scorecard.samples, recorded)
+    failed = sorted(case_id for case_id, outcome in outcomes.items() if outcome is False)
+    regression = verdict.regression
     return GateResult(
         release=run.release or "",
         run_id=run.id,
@@ -172,6 +356,23 @@ def gate_result(
         results=summary.results,
         errors=summary.errors,
         run_seconds=run_seconds,
+        sequential_rule=verdict.sequential_rule,
+        resampled=[ResampledLine(**d.__dict__) for d in verdict.sequential],
+        extra_samples=verdict.extra_samples,
+        undecided=[d.case_id for d in verdict.sequential if d.decision is Decision.undecided],
+        reliability=[ReliabilityLine(**r.__dict__) for r in verdict.reliability],
+        regression=None
+        if regression is None
+        else RegressionLine(
+            against_run_id=regression.against_run_id,
+            paired=regression.paired,
+            newly_failing=regression.newly_failing,
+            newly_fixed=regression.newly_fixed,
+            test=regression.test,
+            p_value=regression.p_value,
+            significant=regression.significant,
+            max_new_failures=regression.max_new_failures,
+        ),
         report_path=str(report_path) if report_path else None,
         junit_path=str(junit_path) if junit_path else None,
         summary=summary,

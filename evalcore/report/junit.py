@@ -2,6 +2,8 @@
 verdict criterion as a testcase of its own, so a CI page shows why a release was stopped.
 
 Errors are JUnit `<error>`s, never `<failure>`s: the target misbehaved, not the model.
+A failing case a gate re-sampled is what the sequential test decided: cleared (no failure,
+its samples told in `<system-out>`), broken (a failure) or undecided (an error).
 """
 
 from __future__ import annotations
@@ -12,16 +14,30 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
+from evalcore.results.sequential import CaseDecision, Decision
 from evalcore.results.verdict import RunVerdict
 from evalcore.store.repository import results_for_run
 from evalcore.store.tables import CaseResultRow, RunRow
 
 
-def _case_element(case_id: str, rows: list[CaseResultRow], suite_name: str) -> ET.Element:
+def _case_element(
+    case_id: str,
+    rows: list[CaseResultRow],
+    suite_name: str,
+    decision: CaseDecision | None = None,
+) -> ET.Element:
     latency = sum(r.latency_ms or 0.0 for r in rows) / 1000.0
     element = ET.Element("testcase", classname=suite_name, name=case_id, time=f"{latency:.3f}")
     failed = [r for r in rows if r.passed is False]
     errored = [r for r in rows if r.passed is None]
+    if decision is not None and decision.decision is not Decision.broken:
+        if decision.decision is Decision.healthy:
+            ET.SubElement(element, "system-out").text = f"re-sampled: {decision.summary}"
+        else:
+            ET.SubElement(
+                element, "error", message=decision.summary, type="undecided"
+            ).text = decision.summary
+        return element
     if failed:
         reasons = [
             f"sample {r.sample}: {name}: {score.get('reason', '')}"
@@ -32,7 +48,9 @@ def _case_element(case_id: str, rows: list[CaseResultRow], suite_name: str) -> E
         failure = ET.SubElement(
             element, "failure", message=reasons[0] if reasons else "failed", type="quality"
         )
-        failure.text = "\n".join(reasons)
+        failure.text = "\n".join(
+            ([f"re-sampled: {decision.summary}"] if decision is not None else []) + reasons
+        )
     elif errored:
         first = errored[0]
         error = ET.SubElement(
@@ -56,8 +74,11 @@ def junit_xml(
         by_case[row.case_id].append(row)
     name = f"evalcore.{run.route}"
     cases = ET.Element("testsuite", name=f"{name}.cases")
+    decisions = {d.case_id: d for d in verdict.sequential}
     for case_id in sorted(by_case):
-        cases.append(_case_element(case_id, by_case[case_id], f"{name}.cases"))
+        cases.append(
+            _case_element(case_id, by_case[case_id], f"{name}.cases", decisions.get(case_id))
+        )
     criteria = ET.Element("testsuite", name=f"{name}.criteria")
     for criterion in verdict.criteria:
         element = ET.SubElement(

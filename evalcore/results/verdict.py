@@ -4,18 +4,36 @@ Errors are never failures. A case whose samples all errored has no quality resul
 errors exceed the scorecard's error budget, or a criterion cannot be measured (a critical
 case that only errored, a set with nothing scored), the verdict is inconclusive, never
 pass. It reads nothing itself: it judges results `results.loader` has read.
+
+On a route marked nondeterministic (`samples.nondeterministic`), a blocking case that
+fails by the samples rule is judged by Wald's sequential test on all its samples
+(`results.sequential`): healthy passes, broken fails, undecided makes the verdict
+inconclusive, naming the case. The gate draws the extra samples and records which cases
+it re-sampled, with their own sample count, in the run's settings (`RESAMPLED_KEY`), so
+the samples beyond it are known as extra wherever the run is judged. A case the gate has
+not re-sampled yet is judged on the samples it has, which rarely decide it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
 from evalcore.results.loader import CaseResults, RunResults, SampleResult
+from evalcore.results.regression import Regression
+from evalcore.results.reliability import Reliability, reliability
+from evalcore.results.sequential import CaseDecision, Decision, SequentialTest, decide_case
 from evalcore.suite.scorecard import SampleRule, Scorecard
+
+# The set whose failing cases a gate re-samples on a nondeterministic route.
+RESAMPLED_SET = "blocking"
+# In a run's settings: case id -> the case's own sample count, for each case the gate
+# re-sampled (the samples past that count are extra).
+RESAMPLED_KEY = "resampled"
 
 
 class Verdict(StrEnum):
@@ -60,16 +78,78 @@ class RunVerdict:
     flaky: list[str] = field(default_factory=list)
     reason: str = ""
     judge_cost_usd: float = 0.0
+    # The failing blocking cases of a nondeterministic route, each judged sequentially.
+    sequential: list[CaseDecision] = field(default_factory=list)
+    sequential_rule: str = ""  # the test and its error rates, when the route is nondeterministic
+    # pass@k and pass^k of the cases with two or more samples of their own
+    reliability: list[Reliability] = field(default_factory=list)
+    regression: Regression | None = None
 
     @property
     def failed_criteria(self) -> list[Criterion]:
         return [c for c in self.criteria if c.held is False]
 
+    @property
+    def extra_samples(self) -> int:
+        return sum(d.extra for d in self.sequential)
+
+    def outcome_of(self, case_id: str) -> Decision | None:
+        """The sequential decision on a re-sampled case, None for any other case."""
+        return next((d.decision for d in self.sequential if d.case_id == case_id), None)
+
+
+def resampled_cases(settings: Mapping[str, Any]) -> dict[str, int]:
+    """The cases a gate re-sampled, each with its own sample count, from a run's settings."""
+    recorded = settings.get(RESAMPLED_KEY) or {}
+    return {str(case_id): int(planned) for case_id, planned in recorded.items()}
+
+
+def case_outcomes(
+    cases: Iterable[CaseResults], rule: SampleRule, resampled: Mapping[str, int] | None = None
+) -> tuple[dict[str, bool | None], list[CaseDecision]]:
+    """Each case's outcome (None: undecided, by errors or by the sequential test), and the
+    sequential decisions of the failing blocking cases of a nondeterministic route.
+
+    A case in `resampled` failed with its own samples (that is why it was re-sampled) and
+    is judged on all of them; any other case by the samples rule first.
+    """
+    resampled = resampled or {}
+    test = SequentialTest.of(rule) if rule.nondeterministic else None
+    outcomes: dict[str, bool | None] = {}
+    decisions: list[CaseDecision] = []
+    for case in cases:
+        planned = resampled.get(case.case_id)
+        outcome = case_passed(case, rule) if planned is None else False
+        if test is not None and outcome is False and case.set == RESAMPLED_SET:
+            decision = decide_case(
+                test,
+                case.case_id,
+                [s.passed for s in case.samples],
+                len(case.samples) if planned is None else planned,
+            )
+            decisions.append(decision)
+            outcome = {Decision.healthy: True, Decision.broken: False}.get(decision.decision)
+        outcomes[case.case_id] = outcome
+    return outcomes, sorted(decisions, key=lambda d: d.case_id)
+
+
+def own_samples(cases: Iterable[CaseResults], resampled: Mapping[str, int]) -> list[CaseResults]:
+    """The cases with only their own samples: extra samples were drawn because a case
+    failed, so they would bias what the samples say about the route as a whole."""
+    return [
+        c._replace(samples=c.samples[: resampled[c.case_id]]) if c.case_id in resampled else c
+        for c in cases
+    ]
+
 
 def _rate_criterion(
-    name: str, cases: Sequence[CaseResults], minimum: float, rule: SampleRule
+    name: str,
+    cases: Sequence[CaseResults],
+    minimum: float,
+    outcome_of: Mapping[str, bool | None],
+    sequential: frozenset[str] = frozenset(),
 ) -> Criterion:
-    outcomes = [case_passed(c, rule) for c in cases]
+    outcomes = [outcome_of[c.case_id] for c in cases]
     decided = [o for o in outcomes if o is not None]
     if not decided:
         return Criterion(name, f">= {minimum:.1%}", "nothing scored", None, "every case errored")
@@ -80,9 +160,15 @@ def _rate_criterion(
         if failing
         else ""
     )
-    undecided = len(outcomes) - len(decided)
-    if undecided:
-        detail = (detail + "; " if detail else "") + f"{undecided} case(s) undecided by errors"
+    undecided = [c.case_id for c, o in zip(cases, outcomes, strict=True) if o is None]
+    by_test = sorted(c for c in undecided if c in sequential)
+    by_errors = len(undecided) - len(by_test)
+    if by_errors:
+        detail = (detail + "; " if detail else "") + f"{by_errors} case(s) undecided by errors"
+    if by_test:
+        detail = (detail + "; " if detail else "") + (
+            "undecided after re-sampling: " + ", ".join(by_test)
+        )
     return Criterion(
         name,
         f">= {minimum:.1%}",
@@ -145,10 +231,68 @@ def _cost_criteria(
     return criteria
 
 
-def judge(cases: Iterable[CaseResults], scorecard: Scorecard) -> RunVerdict:
-    """The verdict of a run's case results against the scorecard."""
+def _sequential_criterion(test: SequentialTest, decisions: Sequence[CaseDecision]) -> Criterion:
+    """The decision rule, its error rates and every re-sampled case, as one criterion."""
+    threshold = (
+        f"SPRT p {test.required:g} vs {test.broken:g}, alpha {test.alpha:g}, "
+        f"beta {test.beta:g}, <= {test.max_extra} extra"
+    )
+    if not decisions:
+        return Criterion(
+            "sequential re-sampling", threshold, "no blocking case failed", True, test.describe()
+        )
+    count = {d: sum(1 for x in decisions if x.decision is d) for d in Decision}
+    extra = sum(d.extra for d in decisions)
+    measured = (
+        f"{len(decisions)} re-sampled, {extra} extra sample{'s' if extra != 1 else ''}: "
+        f"{count[Decision.healthy]} healthy, {count[Decision.broken]} broken, "
+        f"{count[Decision.undecided]} undecided"
+    )
+    held = False if count[Decision.broken] else None if count[Decision.undecided] else True
+    detail = test.describe() + ". " + "; ".join(d.summary for d in decisions)
+    return Criterion("sequential re-sampling", threshold, measured, held, detail)
+
+
+def _regression_criterion(regression: Regression) -> Criterion:
+    limit = regression.max_new_failures
+    threshold = "reported" if limit is None else f"<= {limit} new failure{'s' * (limit != 1)}"
+    if regression.against_run_id is None:
+        return Criterion(
+            "regression against last pass",
+            threshold,
+            "no earlier passing run",
+            True,
+            "nothing to compare with: not counted",
+        )
+    new = len(regression.newly_failing)
+    return Criterion(
+        f"regression against {regression.against_run_id[:12]}",
+        threshold,
+        f"{new} new failure{'s' * (new != 1)}, {len(regression.newly_fixed)} fixed "
+        f"({regression.paired} paired)",
+        True if limit is None else new <= limit,
+        regression.detail,
+    )
+
+
+def judge(
+    cases: Iterable[CaseResults],
+    scorecard: Scorecard,
+    *,
+    resampled: Mapping[str, int] | None = None,
+    regression: Regression | None = None,
+) -> RunVerdict:
+    """The verdict of a run's case results against the scorecard.
+
+    `resampled`: the cases the gate re-sampled with their own sample counts (see
+    `RESAMPLED_KEY`); `regression`: the paired comparison with an earlier run, when the
+    scorecard asks for one.
+    """
     cases = list(cases)
+    resampled = dict(resampled or {})
     rule = scorecard.samples
+    outcome_of, decisions = case_outcomes(cases, rule, resampled)
+    sequential = frozenset(d.case_id for d in decisions)
     criteria: list[Criterion] = []
     samples = [s for c in cases for s in c.samples]
     total = len(samples)
@@ -170,18 +314,33 @@ def judge(cases: Iterable[CaseResults], scorecard: Scorecard) -> RunVerdict:
         if threshold is not None:
             in_set = [c for c in cases if c.set == set_name]
             criteria.append(
-                _rate_criterion(f"set {set_name} pass rate", in_set, threshold.min_pass_rate, rule)
+                _rate_criterion(
+                    f"set {set_name} pass rate",
+                    in_set,
+                    threshold.min_pass_rate,
+                    outcome_of,
+                    sequential,
+                )
             )
     for tag, threshold in sorted(scorecard.tag_thresholds.items()):
         tagged = [c for c in cases if tag in c.tags]
         if tagged:
             criteria.append(
-                _rate_criterion(f"tag {tag} pass rate", tagged, threshold.min_pass_rate, rule)
+                _rate_criterion(
+                    f"tag {tag} pass rate", tagged, threshold.min_pass_rate, outcome_of, sequential
+                )
             )
     for case in sorted((c for c in cases if c.severity == "critical"), key=lambda c: c.case_id):
-        outcome = case_passed(case, rule)
+        outcome = outcome_of[case.case_id]
         measured = {True: "passed", False: "failed", None: "errored"}[outcome]
+        if case.case_id in sequential:
+            measured = f"{measured if outcome is not None else 'undecided'} after re-sampling"
         criteria.append(Criterion(f"critical case {case.case_id}", "passes", measured, outcome))
+    test = SequentialTest.of(rule) if rule.nondeterministic else None
+    if test is not None and any(c.set == RESAMPLED_SET for c in cases):
+        criteria.append(_sequential_criterion(test, decisions))
+    if regression is not None:
+        criteria.append(_regression_criterion(regression))
     criteria += _latency_criteria("", samples, budgets.latency_p50_ms, budgets.latency_p95_ms)
     criteria += _cost_criteria(
         "", len(cases), samples, budgets.cost_per_case_usd, budgets.cost_per_run_usd
@@ -221,9 +380,25 @@ def judge(cases: Iterable[CaseResults], scorecard: Scorecard) -> RunVerdict:
         verdict, reason = Verdict.inconclusive, f"could not be measured: {names}"
     else:
         verdict, reason = Verdict.passed, "every criterion held"
-    return RunVerdict(verdict, criteria, flaky, reason, judge_cost)
+    return RunVerdict(
+        verdict,
+        criteria,
+        flaky,
+        reason,
+        judge_cost,
+        sequential=decisions,
+        sequential_rule=test.describe() if test is not None else "",
+        reliability=reliability(own_samples(cases, resampled)),
+        regression=regression,
+    )
 
 
-def judge_run(results: RunResults) -> RunVerdict:
-    """The verdict against the scorecard snapshot stored with the run, not today's file."""
-    return judge(results.cases, Scorecard.model_validate(results.run.scorecard))
+def judge_run(results: RunResults, *, regression: Regression | None = None) -> RunVerdict:
+    """The verdict against the scorecard snapshot stored with the run, not today's file,
+    with the cases its gate re-sampled as the run's settings record them."""
+    return judge(
+        results.cases,
+        Scorecard.model_validate(results.run.scorecard),
+        resampled=resampled_cases(results.run.settings),
+        regression=regression,
+    )

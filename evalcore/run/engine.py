@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,20 @@ def work_items(cases: list[Case], done: set[tuple[str, int]]) -> Iterator[WorkIt
     """(case, sample, input) for every pair without a result; inputs built once per case."""
     for case in cases:
         todo = [s for s in range(case.samples) if (case.id, s) not in done]
+        if not todo:
+            continue
+        case_input = case.input.model_dump(mode="json")
+        for sample in todo:
+            yield case, sample, case_input
+
+
+def extra_items(
+    cases: list[Case], extra: Mapping[str, Sequence[int]], done: set[tuple[str, int]]
+) -> Iterator[WorkItem]:
+    """(case, sample, input) for the extra samples asked of each case (indices past the
+    case's own `samples`) that have no result yet."""
+    for case in cases:
+        todo = [s for s in extra.get(case.id, ()) if (case.id, s) not in done]
         if not todo:
             continue
         case_input = case.input.model_dump(mode="json")

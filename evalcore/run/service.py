@@ -16,14 +16,14 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from evalcore.results.run_stats import record_run_stats
-from evalcore.run.engine import Counters, EngineOptions, execute, work_items
+from evalcore.run.engine import Counters, EngineOptions, execute, extra_items, work_items
 from evalcore.run.retry import RetryPolicy
 from evalcore.scorers._judge import judge_secrets
 from evalcore.scorers.base import ScoreContext
@@ -273,8 +273,15 @@ async def execute_run(
     counters: Counters | None = None,
     seed: int | None = None,
     batch_size: int = 500,
+    extra: Mapping[str, Sequence[int]] | None = None,
 ) -> RunReport:
-    """Run every (case, sample) of `run` that has no result yet, then close the run."""
+    """Run every (case, sample) of `run` that has no result yet, then close the run.
+
+    With `extra` (case id -> sample indices past the case's own `samples`), only those
+    samples are run: the gate's re-sampling of failing cases, stored as further samples
+    of the same run. The run is `running` meanwhile, so a gate killed while re-sampling
+    is resumed, and `finished` again after.
+    """
     counters = counters or Counters()
     settings = run.settings
     # Rebuilt from the scorecard (whose version the run pins) and the full URLs this
@@ -284,8 +291,15 @@ async def execute_run(
     config = override_target(suite.scorecard.target, url=target_url, model=settings.get("model"))
     cases: list[Case] = suite.select(sets=[EvalSet(s) for s in run.sets])
     done = done_pairs(engine, run.id)
-    counters.planned = run.planned
-    counters.skipped = len(done)
+    if extra is None:
+        items = work_items(cases, done)
+        counters.planned = run.planned
+        counters.skipped = len(done)
+    else:
+        cases = [c for c in cases if c.id in extra]
+        items = extra_items(cases, extra, done)
+        counters.planned = sum(len(samples) for samples in extra.values())
+        counters.skipped = sum(1 for c, s in done if s in extra.get(c, ()))
     options = EngineOptions(
         concurrency=settings["concurrency"],
         rps=settings["rps"],
@@ -323,7 +337,7 @@ async def execute_run(
         written = await execute(
             engine,
             run_id=run.id,
-            items=work_items(cases, done),
+            items=items,
             target=target,
             score_context=context,
             price=scorecard.price_for(target.model),

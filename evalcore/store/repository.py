@@ -285,3 +285,31 @@ def attach_event_run(engine: Engine, event_id: str, run_id: str) -> None:
             .where(TriggerEventRow.__table__.c.event_id == event_id)  # type: ignore[attr-defined]
             .values(run_id=run_id)
         )
+
+
+def record_run_setting(engine: Engine, run_id: str, key: str, value: Any) -> dict[str, Any]:
+    """Set one key of a run's settings (kept with the run, read by whoever judges it);
+    returns the settings as stored. Read and written in one transaction."""
+    table = RunRow.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        current = conn.execute(select(table.c.settings).where(table.c.id == run_id)).scalar_one()
+        settings = {**(current or {}), key: value}
+        conn.execute(update(table).where(table.c.id == run_id).values(settings=settings))
+    return settings
+
+
+def earlier_runs(
+    engine: Engine, *, route: str, sets: Sequence[str], before: dt.datetime, limit: int = 50
+) -> list[RunRow]:
+    """Finished runs of `route` over exactly `sets` started before `before`, newest first,
+    with a release (what gate runs have): the runs a gate may be compared with."""
+    with Session(engine) as session:
+        stmt = (
+            model_select(RunRow)
+            .where(col(RunRow.route) == route)
+            .where(col(RunRow.status) == "finished")
+            .where(col(RunRow.release).is_not(None))
+            .where(col(RunRow.created_at) < before)
+            .order_by(col(RunRow.created_at).desc())
+        )
+        return [run for run in session.exec(stmt.limit(limit)) if sorted(run.sets) == sorted(sets)]

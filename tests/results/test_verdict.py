@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from evalcore.results.loader import CaseResults, SampleResult
 from evalcore.results.verdict import Verdict, case_passed, judge
 from evalcore.suite.scorecard import SampleRule, Scorecard
@@ -259,3 +261,85 @@ def test_verdict_of_real_runs_good_and_regressed(db_url: str) -> None:
     refund_cases = {c.id for c in suite.select(sets=[EvalSet.blocking], tags=["refunds"])}
     (blocking,) = [c for c in regressed.criteria if c.name == "set blocking pass rate"]
     assert any(case_id in blocking.detail for case_id in refund_cases)
+
+
+def nondeterministic(**rule: Any) -> Scorecard:
+    return scorecard(samples={"nondeterministic": True, "max_extra": 10, **rule})
+
+
+def test_a_failing_case_cleared_by_re_sampling_passes_and_the_rule_is_written() -> None:
+    # Failed one of its 3 own samples, then passed 9 extra: healthy under 0.95 vs 0.5.
+    flaky = case("b-flaky", ok(), bad(), ok(), *[ok() for _ in range(9)])
+    result = judge([*good_run(), flaky], nondeterministic(), resampled={"b-flaky": 3})
+    assert result.verdict is Verdict.passed, result.reason
+    (line,) = [c for c in result.criteria if c.name == "sequential re-sampling"]
+    assert line.held is True
+    assert line.threshold == "SPRT p 0.95 vs 0.5, alpha 0.05, beta 0.05, <= 10 extra"
+    assert line.measured == "1 re-sampled, 9 extra samples: 1 healthy, 0 broken, 0 undecided"
+    assert "b-flaky: healthy after 9 extra samples, 11/12 passed" in line.detail
+    assert result.extra_samples == 9 and result.outcome_of("b-flaky") == "healthy"
+
+
+def test_a_re_sampled_case_the_budget_leaves_undecided_makes_the_verdict_inconclusive() -> None:
+    # 2 passes after the failure, budget 2: between the boundaries.
+    flaky = case("b-flaky", bad(), ok(), ok(), severity="critical")
+    result = judge([*good_run(), flaky], nondeterministic(max_extra=2), resampled={"b-flaky": 1})
+    assert result.verdict is Verdict.inconclusive
+    assert "sequential re-sampling" in result.reason
+    line = next(c for c in result.criteria if c.name == "sequential re-sampling")
+    assert line.held is None and "b-flaky: undecided (budget spent) after 2 extra" in line.detail
+    critical = next(c for c in result.criteria if c.name == "critical case b-flaky")
+    assert (critical.measured, critical.held) == ("undecided after re-sampling", None)
+    rate = next(c for c in result.criteria if c.name == "set blocking pass rate")
+    assert "undecided after re-sampling: b-flaky" in rate.detail
+
+
+def test_a_re_sampled_case_that_keeps_failing_is_broken_and_fails() -> None:
+    broken = case("b-broken", bad(), bad(), ok())
+    result = judge([*good_run(), broken], nondeterministic(), resampled={"b-broken": 1})
+    assert result.verdict is Verdict.failed
+    assert result.outcome_of("b-broken") == "broken"
+    failed = {c.name for c in result.failed_criteria}
+    assert failed == {"set blocking pass rate", "sequential re-sampling"}
+
+
+def test_extra_samples_never_make_the_samples_rule_pass() -> None:
+    """at_least 2 of 3: one own pass, then two extra passes. The rule on every sample
+    would say pass; the case is judged by the sequential test alone."""
+    card = nondeterministic(mode="at_least", min_passes=2, max_extra=2)
+    flaky = case("b-flaky", ok(), bad(), bad(), ok(), ok())
+    result = judge([*good_run(), flaky], card, resampled={"b-flaky": 3})
+    assert result.verdict is Verdict.inconclusive
+    assert result.outcome_of("b-flaky") == "undecided"  # 3 of 5 passed: neither boundary
+
+
+def test_a_route_not_marked_nondeterministic_is_judged_as_before() -> None:
+    failing = case("b-flaky", ok(), bad(), ok())
+    result = judge([*good_run(), failing], scorecard())
+    assert result.verdict is Verdict.failed
+    assert result.sequential == [] and result.sequential_rule == ""
+    assert all(c.name != "sequential re-sampling" for c in result.criteria)
+
+
+def test_monitoring_cases_are_never_judged_sequentially() -> None:
+    failing = case("m-flaky", ok(), bad(), ok(), set="monitoring")
+    result = judge([*good_run(), failing], nondeterministic())
+    assert result.sequential == []
+    line = next(c for c in result.criteria if c.name == "sequential re-sampling")
+    assert (line.measured, line.held) == ("no blocking case failed", True)
+
+
+def test_the_verdict_carries_pass_at_k_and_pass_hat_k_of_the_cases_own_samples() -> None:
+    cases = [
+        case("b1", ok(), ok(), bad()),
+        case("b2", ok(), ok(), ok()),
+        # re-sampled: only its own 3 samples count, not the 6 extra ones
+        case("b3", ok(), bad(), ok(), *[ok() for _ in range(6)]),
+    ]
+    result = judge(cases, nondeterministic(), resampled={"b3": 3})
+    (all_scope, blocking) = result.reliability
+    assert (all_scope.scope, all_scope.cases, all_scope.k) == ("all", 3, 3)
+    assert blocking.scope == "set:blocking"
+    # pass^3: b1 0, b2 1, b3 0 -> 1/3; pass@3: every case passed at least once -> 1
+    assert all_scope.pass_hat_k == pytest.approx(1 / 3)
+    assert all_scope.pass_at_k == pytest.approx(1.0)
