@@ -24,7 +24,8 @@ def trends(
     suite: SuiteOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Per-night pass rate, p95 latency, cost and error rate, as a table and an HTML page.
+    """Per-night pass rate, p95 latency, cost and error rate, as a table and an HTML page;
+    pass^k and pass@k (with k) too when the set's cases have two or more samples.
 
     Example: [bold]evalcore trends --route support-assistant --days 30[/]
     """

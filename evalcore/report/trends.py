@@ -1,5 +1,7 @@
 """Nightly trends on a terminal (a rich table), as JSON, and as a self-contained HTML page
-with four inline SVG line charts: pass rate, p95 latency, cost per run and error rate.
+with four inline SVG line charts: pass rate, p95 latency, cost per run and error rate, and
+a fifth, pass^k, when some night's cases have two or more samples (the table then shows
+pass^k with its k, and pass@k; a night without such cases shows "—").
 
 Like the run report, the page fetches nothing (no script, font or stylesheet), so it opens
 from a CI artifact store or an e-mail with no network. Where the scorecard sets a threshold
@@ -71,6 +73,16 @@ def _usd(value: float | None) -> str:
     return "—" if value is None else f"${value:.4f}"
 
 
+def _k_figure(value: float | None, k: int | None) -> str:
+    """pass^k or pass@k with its k, "—" on a night without cases of two or more samples."""
+    return "—" if value is None or k is None else f"{100 * value:.1f}% (k={k})"
+
+
+def has_k_figures(points: Sequence[NightPoint]) -> bool:
+    """Whether any night has pass@k and pass^k: only then are they shown."""
+    return any(p.pass_hat_k is not None for p in points)
+
+
 def _axis_usd(value: float) -> str:
     return f"${value:.3g}"
 
@@ -100,6 +112,7 @@ def line_chart(
     limit: float | None = None,
     limit_label: str = "",
     rate: bool = False,
+    note: Callable[[NightPoint], str] | None = None,
 ) -> LineChart:
     """One metric over the nights, laid out for the template to draw as SVG."""
     values = [value(p) for p in points]
@@ -108,7 +121,7 @@ def line_chart(
     low, high = 0.0, max(scale, default=0.0) * 1.1
     if rate:
         high = min(high, 1.0)
-        if key == "pass_rate" and scale:
+        if key in ("pass_rate", "pass_hat_k") and scale:
             # Pass rates live near the top: start the axis a little under the lowest one.
             low = max(0.0, (int(min(scale) * 20) - 1) / 20)
             high = 1.0
@@ -129,9 +142,9 @@ def line_chart(
         path.append(f"{'L' if pen_down else 'M'}{x:.1f},{y(v):.1f}")
         pen_down = True
         runs = f" ({point.runs} runs that night, the last shown)" if point.runs > 1 else ""
-        dots.append(
-            Dot(x, y(v), f"{point.night.isoformat()} · run {point.run_id[:12]}: {fmt(v)}{runs}")
-        )
+        extra = note(point) if note is not None else ""
+        tip = f"{point.night.isoformat()} · run {point.run_id[:12]}: {fmt(v)}{extra}{runs}"
+        dots.append(Dot(x, y(v), tip))
     ticks = [Tick(y(v), axis_fmt(v)) for v in (low, (low + high) / 2, high)]
     dates = [(xs[0], points[0].night.isoformat())] if points else []
     if len(points) > 1:
@@ -151,10 +164,11 @@ def line_chart(
 def trend_charts(
     points: Sequence[NightPoint], *, set_name: str, scorecard: Scorecard | None
 ) -> list[LineChart]:
-    """Pass rate, p95 latency, cost per run and error rate, with the scorecard's limits."""
+    """Pass rate, p95 latency, cost per run and error rate, with the scorecard's limits;
+    then pass^k when some night has it."""
     threshold = scorecard.thresholds.get(set_name) if scorecard is not None else None
     budgets = scorecard.budgets if scorecard is not None else None
-    return [
+    charts = [
         line_chart(
             points,
             key="pass_rate",
@@ -202,17 +216,36 @@ def trend_charts(
             rate=True,
         ),
     ]
+    if has_k_figures(points):
+        charts.append(
+            line_chart(
+                points,
+                key="pass_hat_k",
+                title=f"pass^k: all k tries pass ({set_name})",
+                axis="pass^k",
+                value=lambda p: p.pass_hat_k,
+                fmt=_pct,
+                axis_fmt=_axis_pct,
+                rate=True,
+                note=lambda p: f" (k={p.reliability_k})",
+            )
+        )
+    return charts
 
 
 def trends_table(points: Sequence[NightPoint], *, route: str) -> Table:
     table = Table(title=f"{route}  ·  nightly trend, oldest first", title_justify="left")
-    for column in ("night", "run", "pass rate", "p95", "cost", "error rate"):
+    with_k = has_k_figures(points)
+    columns = ["night", "run", "pass rate", *(["pass^k", "pass@k"] if with_k else [])]
+    for column in (*columns, "p95", "cost", "error rate"):
         table.add_column(column, justify="left" if column in ("night", "run") else "right")
     for p in points:
+        k_cells = [_k_figure(p.pass_hat_k, p.reliability_k), _pct(p.pass_at_k)] if with_k else []
         table.add_row(
             p.night.isoformat(),
             p.run_id[:12] + (f" (+{p.runs - 1})" if p.runs > 1 else ""),
             _pct(p.pass_rate),
+            *k_cells,
             _ms(p.latency_p95_ms),
             _usd(p.cost_usd),
             _pct(p.error_rate),
@@ -237,6 +270,8 @@ def render_trends(
         points=list(points),
         charts=trend_charts(points, set_name=set_name, scorecard=scorecard),
         has_scorecard=scorecard is not None,
+        with_k=has_k_figures(points),
+        k_figure=_k_figure,
         box={
             "width": WIDTH,
             "height": HEIGHT,

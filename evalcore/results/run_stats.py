@@ -5,17 +5,31 @@ rate is passed / (passed + failed) and is None when nothing was scored; the erro
 errors over all results. Latency percentiles are over the calls that got a reply (latency
 recorded), cost is the target's (the judge's is kept apart) and the cost per case divides
 it by the number of distinct cases.
+
+pass@k and pass^k (`evalcore.results.reliability`: the same estimators, cases and k) are
+taken in the same pass: each case's (scored samples, passes) is counted while the summary
+reads the stream, so a run's results are read once and never held whole.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 
-from evalcore.results.loader import RunResults, StreamedResults, collector_paused, read_results
+from evalcore.results.loader import (
+    CaseResults,
+    RunResults,
+    StreamedResults,
+    collector_paused,
+    read_results,
+)
+from evalcore.results.reliability import pass_at_k, pass_hat_k
 from evalcore.results.summary import summarize
 from evalcore.store.tables import RunRow, RunStatsRow, utcnow
 
@@ -30,13 +44,80 @@ def as_utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+@dataclass(frozen=True)
+class KFigures:
+    """pass@k and pass^k of one scope, for the `run_stats` row."""
+
+    k: int
+    pass_at_k: float
+    pass_hat_k: float
+
+
+class SampleTally:
+    """How many cases of each set had n scored samples of which c passed: a few counters
+    however large the run (cases share a handful of (n, c) pairs)."""
+
+    def __init__(self) -> None:
+        self.cases: dict[tuple[str, int, int], int] = {}  # (set, n, c) -> cases
+
+    def counted(self, cases: Iterable[CaseResults]) -> Iterator[CaseResults]:
+        """`cases` passed through unchanged, each one with two or more samples counted."""
+        counts = self.cases
+        for case in cases:
+            samples = case.samples
+            if len(samples) > 1:
+                passed = [sample[0] for sample in samples]  # SampleResult.passed
+                n = len(passed) - passed.count(None)  # errors are left out
+                if n > 1:
+                    key = (case.set, n, passed.count(True))
+                    counts[key] = counts.get(key, 0) + 1
+            yield case
+
+    def of_run(self) -> Counter[tuple[int, int]]:
+        tallies: Counter[tuple[int, int]] = Counter()
+        for (_, n, c), cases in self.cases.items():
+            tallies[n, c] += cases
+        return tallies
+
+    def of_set(self, set_name: str) -> Counter[tuple[int, int]]:
+        return Counter({(n, c): m for (name, n, c), m in self.cases.items() if name == set_name})
+
+
+def k_figures(tallies: Counter[tuple[int, int]]) -> KFigures | None:
+    """pass@k and pass^k averaged over the cases, k the smallest sample count among them
+    (as `evalcore.results.reliability.reliability` takes them); None without such cases."""
+    if not tallies:
+        return None
+    k = min(n for n, _ in tallies)
+    cases = sum(tallies.values())
+    return KFigures(
+        k=k,
+        pass_at_k=sum(m * pass_at_k(n, c, k) for (n, c), m in tallies.items()) / cases,
+        pass_hat_k=sum(m * pass_hat_k(n, c, k) for (n, c), m in tallies.items()) / cases,
+    )
+
+
 def compute_run_stats(results: RunResults | StreamedResults) -> RunStatsRow:
     """The stats of one run, from its summary (not stored; see `record_run_stats`)."""
     run = results.run
-    summary = summarize(results)
+    tally = SampleTally()
+    counted = StreamedResults(
+        run, tally.counted(results.cases), results.errors_by_class, results.failures
+    )
+    summary = summarize(counted)
     passed = sum(s.passed for s in summary.sets)
     cases = sum(s.cases for s in summary.sets)
     scored = passed + summary.failed
+    overall = k_figures(tally.of_run())
+    set_stats: dict[str, Any] = {}
+    for set_summary in summary.sets:
+        figures = k_figures(tally.of_set(set_summary.set))
+        set_stats[set_summary.set] = {
+            "pass_rate": set_summary.pass_rate,
+            "k": figures.k if figures else None,
+            "pass_at_k": figures.pass_at_k if figures else None,
+            "pass_hat_k": figures.pass_hat_k if figures else None,
+        }
     return RunStatsRow(
         run_id=run.id,
         route=run.route,
@@ -53,6 +134,10 @@ def compute_run_stats(results: RunResults | StreamedResults) -> RunStatsRow:
         cost_usd=summary.cost_usd,
         judge_cost_usd=summary.judge_cost_usd,
         cost_per_case_usd=summary.cost_usd / cases if cases else None,
+        reliability_k=overall.k if overall else None,
+        pass_at_k=overall.pass_at_k if overall else None,
+        pass_hat_k=overall.pass_hat_k if overall else None,
+        set_stats=set_stats,
         computed_at=utcnow(),
     )
 
@@ -84,7 +169,8 @@ def record_run_stats(engine: Engine, run_id: str) -> RunStatsRow:
 
 def ensure_run_stats(engine: Engine, *, route: str, since: dt.datetime) -> int:
     """Record the stats of the route's finished runs created since `since` that have none
-    (runs from before stats were recorded); returns how many were computed."""
+    (runs from before stats were recorded) or whose row predates the per-set figures
+    (`set_stats` NULL); returns how many were computed."""
     r, s = RUN_TABLE.c, STATS_TABLE.c
     with engine.connect() as conn:
         missing = conn.execute(
@@ -94,7 +180,7 @@ def ensure_run_stats(engine: Engine, *, route: str, since: dt.datetime) -> int:
                 r.route == route,
                 r.status == "finished",
                 r.created_at >= as_utc(since),
-                s.run_id.is_(None),
+                or_(s.run_id.is_(None), s.set_stats.is_(None)),
             )
             .order_by(r.created_at)
         ).all()

@@ -6,6 +6,10 @@ last one started (a re-run replaces the night's figure) and `runs` says how many
 were. Only run and run_stats rows are read, never case results, so 90 nights of runs with
 thousands of results each cost two small queries; runs from before stats were recorded
 get theirs computed once, on the first trend that needs them.
+
+A night's pass@k and pass^k (`evalcore.results.reliability`) are over its run's cases with
+two or more scored samples, with k the smallest such sample count; all three are None on a
+night whose cases have one sample each.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ class NightPoint:
     cost_usd: float
     cost_per_case_usd: float | None
     error_rate: float | None
+    reliability_k: int | None = None  # the k of pass@k and pass^k; None: no k-sample cases
+    pass_at_k: float | None = None
+    pass_hat_k: float | None = None
 
 
 def zone(name: str) -> ZoneInfo:
@@ -82,6 +89,9 @@ def nightly_trend(
                 s.cost_usd,
                 s.cost_per_case_usd,
                 s.error_rate,
+                s.reliability_k,
+                s.pass_at_k,
+                s.pass_hat_k,
             )
             .select_from(RUN_TABLE.join(STATS_TABLE, s.run_id == r.id))
             .where(
@@ -116,6 +126,9 @@ def nightly_trend(
                 cost_usd=float(last.cost_usd),
                 cost_per_case_usd=last.cost_per_case_usd,
                 error_rate=last.error_rate,
+                reliability_k=last.reliability_k,
+                pass_at_k=last.pass_at_k,
+                pass_hat_k=last.pass_hat_k,
             )
         )
     return points

@@ -150,6 +150,14 @@ class RunStatsRow(SQLModel, table=True):
     cost_usd: float = 0.0
     judge_cost_usd: float = 0.0
     cost_per_case_usd: float | None = None
+    # pass@k and pass^k of the whole run over its cases with two or more scored samples
+    # (`evalcore.results.reliability`); None when no case has.
+    reliability_k: int | None = None
+    pass_at_k: float | None = None
+    pass_hat_k: float | None = None
+    # Per set: {"pass_rate", "k", "pass_at_k", "pass_hat_k"}; None on a row computed before
+    # these figures were recorded (`ensure_run_stats` recomputes it).
+    set_stats: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONText))
     computed_at: dt.datetime = Field(default_factory=utcnow)
 
 

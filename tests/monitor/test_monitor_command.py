@@ -108,7 +108,7 @@ def test_trends_cli_prints_the_nights_and_writes_the_page(tmp_path: Path) -> Non
     (night,) = trend["nights"]
     assert (trend["route"], night["run_id"], night["runs"]) == ("support-assistant", run_ids[-1], 2)
     assert night["pass_rate"] == 1.0
-    assert page.read_text().count("<svg") == 4
+    assert page.read_text().count("<svg") == 5
     table = evalcore("trends", "--suite", str(EXAMPLE), cwd=ROOT, home=home)
     assert table.returncode == 0 and run_ids[-1][:12] in table.stdout
     bad = evalcore("trends", "--days", "0", "--suite", str(EXAMPLE), cwd=ROOT, home=home)

@@ -1,8 +1,10 @@
 """The trends page, table and JSON: a self-contained page with four charts and a dashed
-line wherever the scorecard sets a limit, a gap where a night has no value."""
+line wherever the scorecard sets a limit, a gap where a night has no value, and pass^k
+(a fifth chart and two columns) only when some night's cases have several samples."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import re
 from pathlib import Path
@@ -117,3 +119,59 @@ def test_table_and_json_carry_every_night() -> None:
         "2026-03-06",
     ]
     assert dumped[2]["error_rate"] is None and dumped[0]["run_id"] == "01" + "a" * 30
+
+
+def sampled_points() -> list[NightPoint]:
+    """The same nights, of which the 2nd and 4th ran cases with three samples."""
+    figures = {2: (3, 0.99, 0.81), 4: (3, 0.98, 0.72)}
+    return [
+        dataclasses.replace(
+            p,
+            reliability_k=figures[p.night.day][0] if p.night.day in figures else None,
+            pass_at_k=figures[p.night.day][1] if p.night.day in figures else None,
+            pass_hat_k=figures[p.night.day][2] if p.night.day in figures else None,
+        )
+        for p in points()
+    ]
+
+
+def test_nights_with_samples_add_a_pass_hat_k_chart_and_columns(tmp_path: Path) -> None:
+    html = write_trends_html(
+        sampled_points(), tmp_path / "k.html", route="r", set_name="monitoring", scorecard=None
+    ).read_text()
+    assert html.count("<svg") == 5
+    chart = figure(html, "pass_hat_k")
+    assert "pass^k: all k tries pass (monitoring)" in chart
+    assert chart.count("<circle") == 2  # only the nights that have it
+    assert "2026-03-02 · run 02aaaaaaaaaa: 81.0% (k=3)</title>" in chart
+    assert "2026-03-04 · run 04aaaaaaaaaa: 72.0% (k=3) (2 runs that night" in chart
+    assert '<th class="num">pass^k</th><th class="num">pass@k</th>' in html
+    assert '<td class="num">81.0% (k=3)</td><td class="num">99.0%</td>' in html
+    assert '<td class="num">—</td><td class="num">—</td>' in html  # the nights without
+
+    console = Console(width=200, record=True)
+    console.print(trends_table(sampled_points(), route="r"))
+    text = console.export_text()
+    assert "pass^k" in text and "pass@k" in text
+    rows = {line.split()[1]: line for line in text.splitlines() if "2026-03-0" in line}
+    assert "72.0% (k=3)" in rows["2026-03-04"] and "98.0%" in rows["2026-03-04"]
+    assert rows["2026-03-01"].count("—") == 2
+
+    dumped = trend_json(sampled_points())
+    assert [(d["reliability_k"], d["pass_hat_k"]) for d in dumped] == [
+        (None, None),
+        (3, 0.81),
+        (None, None),
+        (3, 0.72),
+        (None, None),
+    ]
+
+
+def test_single_sample_nights_show_no_pass_hat_k(tmp_path: Path) -> None:
+    html = write_trends_html(
+        points(), tmp_path / "s.html", route="r", set_name="monitoring", scorecard=None
+    ).read_text()
+    assert 'id="chart-pass_hat_k"' not in html and "pass^k" not in html
+    console = Console(width=200, record=True)
+    console.print(trends_table(points(), route="r"))
+    assert "pass^k" not in console.export_text()

@@ -1,11 +1,13 @@
 """Per-run stats and nightly trends: stats equal the run's summary, recording replaces,
-missing rows are filled in, nights follow the timezone (the page drawn from them is in
+missing rows are filled in, pass@k and pass^k are stored per run and set and shown per
+night, nights follow the timezone (the page drawn from them is in
 tests/report/test_trends_page.py). The store tests run on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from math import comb
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,8 @@ from sqlmodel import Session
 
 from bench.suites import write_suite
 from evalcore import aio
-from evalcore.results.loader import load_results
+from evalcore.results.loader import StreamedResults, load_results
+from evalcore.results.reliability import reliability
 from evalcore.results.run_stats import compute_run_stats, ensure_run_stats, record_run_stats
 from evalcore.results.summary import summarize
 from evalcore.results.trends import nightly_trend
@@ -313,3 +316,167 @@ def test_bad_arguments_are_refused_with_the_reason(db_url: str) -> None:
     for name in ("", "Europe"):
         with pytest.raises(ValueError, match=f"unknown timezone '{name}': use an IANA name"):
             nightly_trend(engine, route="r", days=7, timezone=name)
+
+
+# --- pass@k and pass^k --------------------------------------------------------------------
+
+
+def make_sampled_run(
+    engine: Engine,
+    *,
+    at: dt.datetime,
+    outcomes: dict[str, tuple[str, list[bool | None]]],
+) -> str:
+    """A finished run over both sets whose cases have the given (set, sample outcomes)."""
+    record_dataset_version(
+        engine, version_hash=DATASET, git_commit=None, git_dirty=False, cases=[], case_count=0
+    )
+    sets = sorted({set_name for set_name, _ in outcomes.values()})
+    run = create_run(
+        engine,
+        RunRow(
+            id=new_run_id(),
+            route="support-assistant",
+            target={"kind": "python"},
+            target_config={},
+            dataset_hash=DATASET,
+            scorecard_version="s" * 64,
+            scorecard={},
+            sets=sets,
+            suite_path="evals",
+            settings={},
+            status="finished",
+            planned=sum(len(samples) for _, samples in outcomes.values()),
+            created_at=at,
+        ),
+    )
+    insert_results(
+        engine,
+        [
+            result_row(
+                run.id,
+                case_id,
+                sample=sample,
+                set=set_name,
+                passed=passed,
+                error_class="timeout" if passed is None else None,
+                latency_ms=None if passed is None else 100.0,
+            )
+            for case_id, (set_name, samples) in outcomes.items()
+            for sample, passed in enumerate(samples)
+        ],
+    )
+    return run.id
+
+
+T, F, E = True, False, None
+SAMPLED: dict[str, tuple[str, list[bool | None]]] = {
+    # monitoring: k = 3 (the fewest scored samples); one errored sample is left out.
+    "m-1": ("monitoring", [T, T, T]),
+    "m-2": ("monitoring", [T, F, T, T]),
+    "m-3": ("monitoring", [F, T, E, T]),
+    "m-4": ("monitoring", [T]),  # one sample: not part of pass@k / pass^k
+    # blocking: k = 2
+    "b-1": ("blocking", [T, F]),
+    "b-2": ("blocking", [T, T, T]),
+}
+
+
+def test_stats_hold_pass_at_k_and_pass_hat_k_of_the_run_and_each_set(db_url: str) -> None:
+    engine = get_engine(db_url)
+    run_id = make_sampled_run(engine, at=dt.datetime(2026, 3, 1, tzinfo=UTC), outcomes=SAMPLED)
+    record_run_stats(engine, run_id)
+    stats = stored_stats(engine, run_id)
+    assert stats is not None
+
+    # By hand: pass^k = C(c, k) / C(n, k), pass@k = 1 - C(n - c, k) / C(n, k), per case.
+    # all: k = 2 over m-1 (3,3), m-2 (4,3), m-3 (3,2), b-1 (2,1), b-2 (3,3)
+    hat_all = (1 + comb(3, 2) / comb(4, 2) + comb(2, 2) / comb(3, 2) + 0 + 1) / 5
+    at_all = (1 + 1 + 1 + 1 + 1) / 5
+    assert stats.reliability_k == 2
+    assert stats.pass_hat_k == pytest.approx(hat_all)
+    assert stats.pass_at_k == pytest.approx(at_all)
+    # monitoring: k = 3 over m-1, m-2, m-3; blocking: k = 2 over b-1, b-2
+    hat_monitoring = (1 + comb(3, 3) / comb(4, 3) + 0) / 3
+    at_monitoring = (1 + 1 + 1) / 3
+    assert stats.set_stats == {
+        "blocking": {"pass_rate": 4 / 5, "k": 2, "pass_at_k": 1.0, "pass_hat_k": 0.5},
+        "monitoring": {
+            "pass_rate": 9 / 11,  # m-4 counts here; the error does not
+            "k": 3,
+            "pass_at_k": pytest.approx(at_monitoring),
+            "pass_hat_k": pytest.approx(hat_monitoring),
+        },
+    }
+
+    # The same figures `reliability` gives for the run's scopes.
+    scopes = {r.scope: r for r in reliability(load_results(engine, run_id).cases)}
+    assert scopes["all"].k == stats.reliability_k
+    assert scopes["all"].pass_hat_k == pytest.approx(stats.pass_hat_k)
+    assert scopes["all"].pass_at_k == pytest.approx(stats.pass_at_k)
+    for set_name, figures in stats.set_stats.items():
+        assert scopes[f"set:{set_name}"].k == figures["k"]
+        assert scopes[f"set:{set_name}"].pass_hat_k == pytest.approx(figures["pass_hat_k"])
+        assert scopes[f"set:{set_name}"].pass_at_k == pytest.approx(figures["pass_at_k"])
+
+
+def test_a_run_of_single_samples_has_no_k_figures(db_url: str) -> None:
+    engine = get_engine(db_url)
+    run_id = make_run(engine, at=dt.datetime(2026, 3, 1, tzinfo=UTC), passed=3, failed=1)
+    stats = record_run_stats(engine, run_id)
+    stored = stored_stats(engine, run_id)
+    assert stored is not None
+    assert (stored.reliability_k, stored.pass_at_k, stored.pass_hat_k) == (None, None, None)
+    assert stored.set_stats == {
+        "monitoring": {"pass_rate": 0.75, "k": None, "pass_at_k": None, "pass_hat_k": None}
+    }
+    assert stats.pass_rate == stored.pass_rate == 0.75
+
+
+def test_the_figures_come_from_the_one_pass_the_summary_makes(db_url: str) -> None:
+    """Cases handed over once, as a stream: a second read would find nothing."""
+    engine = get_engine(db_url)
+    run_id = make_sampled_run(engine, at=dt.datetime(2026, 3, 1, tzinfo=UTC), outcomes=SAMPLED)
+    loaded = load_results(engine, run_id)
+    once = StreamedResults(loaded.run, iter(loaded.cases), {}, [])
+    streamed = compute_run_stats(once)
+    whole = compute_run_stats(loaded)
+    assert streamed.results == whole.results == 17
+    assert (streamed.reliability_k, streamed.pass_hat_k, streamed.set_stats) == (
+        whole.reliability_k,
+        whole.pass_hat_k,
+        whole.set_stats,
+    )
+    assert streamed.pass_hat_k is not None
+
+
+def test_a_row_from_before_the_k_figures_is_recomputed(db_url: str) -> None:
+    engine = get_engine(db_url)
+    since = dt.datetime(2026, 3, 1, tzinfo=UTC)
+    run_id = make_sampled_run(engine, at=since + dt.timedelta(hours=1), outcomes=SAMPLED)
+    record_run_stats(engine, run_id)
+    with engine.begin() as conn:  # as the row of an older version left it
+        conn.execute(
+            sa.text(
+                "UPDATE run_stats SET set_stats = NULL, reliability_k = NULL, "
+                "pass_at_k = NULL, pass_hat_k = NULL"
+            )
+        )
+    assert ensure_run_stats(engine, route="support-assistant", since=since) == 1
+    stats = stored_stats(engine, run_id)
+    assert stats is not None and stats.reliability_k == 2 and stats.set_stats is not None
+    assert ensure_run_stats(engine, route="support-assistant", since=since) == 0
+
+
+def test_a_night_carries_pass_hat_k_only_when_its_cases_have_samples(db_url: str) -> None:
+    engine = get_engine(db_url)
+    monitoring = {case_id: v for case_id, v in SAMPLED.items() if v[0] == "monitoring"}
+    sampled = make_sampled_run(engine, at=at(8, 2), outcomes=monitoring)
+    single = make_run(engine, at=at(9, 2), passed=9, failed=1)
+
+    first, second = nightly_trend(engine, route="support-assistant", days=7, now=NOW)
+    assert (first.run_id, second.run_id) == (sampled, single)
+    assert first.reliability_k == 3
+    assert first.pass_hat_k == pytest.approx((1 + 1 / 4 + 0) / 3)
+    assert first.pass_at_k == pytest.approx(1.0)
+    assert (second.reliability_k, second.pass_at_k, second.pass_hat_k) == (None, None, None)

@@ -89,8 +89,10 @@ def add_run(
     failing: tuple[str, ...] = (),
     latency_ms: float = 100.0,
     route: str = ROUTE,
+    samples: int = 1,
 ) -> str:
-    """A finished run of every case of `sets`, started at `at`; `failing` cases fail."""
+    """A finished run of every case of `sets`, `samples` times each, started at `at`;
+    `failing` cases fail their first sample and pass the others."""
     scorecard = suite.scorecard
     run = create_run(
         engine,
@@ -120,9 +122,9 @@ def add_run(
             {
                 "run_id": run.id,
                 "case_id": case.id,
-                "sample": 0,
+                "sample": sample,
                 "set": case.set.value,
-                "passed": case.id not in failing,
+                "passed": case.id not in failing or sample > 0,
                 "error_class": None,
                 "error_message": None,
                 "output": None,
@@ -136,6 +138,7 @@ def add_run(
                 "created_at": None,
             }
             for case in cases
+            for sample in range(samples)
         ],
     )
     return run.id
@@ -358,6 +361,56 @@ def test_gather_finds_every_category_and_ages_the_pending_decisions(
         "priya.raman",  # curates the backlog set
     }
     assert any("&" in d and "<b>" in d for d in by_ref["BL-000002"].details)  # raw here
+
+
+def test_the_latest_nightly_shows_pass_hat_k_beside_its_pass_rate(
+    db_url: str, suite: Suite
+) -> None:
+    engine = get_engine(db_url)
+    record_dataset(engine, suite)
+    monitoring = suite.select(sets=("monitoring",))
+    flaky_case = sorted(c.id for c in monitoring)[0]
+    # Older than the week's trend window: its stats are computed for the digest itself.
+    run_id = add_run(
+        engine, suite, at=NOW - dt.timedelta(days=9), sets=("monitoring",), trigger="nightly",
+        samples=3, failing=(flaky_case,),
+    )  # fmt: skip
+    digest = gather_week(engine, suite, now=NOW)
+
+    cases = len(monitoring)
+    (nightly,) = digest.latest_nightly_sets
+    assert digest.latest_nightly_run == run_id
+    assert (nightly.set, nightly.k) == ("monitoring", 3)
+    assert nightly.pass_rate == pytest.approx((3 * cases - 1) / (3 * cases))
+    assert nightly.pass_hat_k == pytest.approx((cases - 1) / cases)  # 2 of 3: pass^3 = 0
+    assert nightly.pass_at_k == pytest.approx(1.0)
+
+    shown = f"{nightly.pass_hat_k:.1%} (k=3)"
+    markdown = render_markdown(digest)
+    assert f"| monitoring | {nightly.pass_rate:.1%} | {shown} | 100.0% (k=3) |" in markdown
+    assert f"Run `{run_id[:12]}` of " in markdown
+    blocks = digest_blocks(digest)
+    (part,) = [b for b in blocks if b.get("block_id") == "part-nightly.text"]
+    assert part["text"]["text"] == (
+        f"*Latest nightly* `{run_id[:12]}` ({(NOW - dt.timedelta(days=9)):%Y-%m-%d})\n"
+        f"• monitoring: {nightly.pass_rate:.1%} passed; pass^3 {nightly.pass_hat_k:.1%} "
+        "(all 3 tries of a case pass), pass@3 100.0%"
+    )
+    assert block_errors(blocks) == []
+
+
+def test_a_nightly_of_single_samples_shows_its_pass_rate_alone(db_url: str, suite: Suite) -> None:
+    engine = get_engine(db_url)
+    seed_week(engine, suite)
+    digest = gather_week(engine, suite, now=NOW)
+    (nightly,) = digest.latest_nightly_sets
+    assert (nightly.set, nightly.pass_rate, nightly.k, nightly.pass_hat_k) == (
+        "monitoring", 1.0, None, None,
+    )  # fmt: skip
+    markdown = render_markdown(digest)
+    assert "| monitoring | 100.0% |\n" in markdown and "pass^" not in markdown
+    (part,) = [b for b in digest_blocks(digest) if b.get("block_id") == "part-nightly.text"]
+    assert part["text"]["text"].endswith("• monitoring: 100.0% passed")
 
 
 def test_gather_on_an_empty_database_says_so(tmp_path: Path, suite: Suite) -> None:

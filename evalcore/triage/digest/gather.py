@@ -8,6 +8,8 @@ scorecard's `drift.timezone`) and collects:
 - regressions: the failed criteria of those verdicts, and drift alarms (kind drift,
   severity low or above) of the window's monitoring runs, one per item ref, marked new
   when first seen inside the window;
+- the latest nightly run's pass rate per set, with its pass^k and k where the set's cases
+  have two or more samples (from the run's `run_stats` row);
 - flaky cases of the latest nightly run, with their pass fractions on earlier nights;
 - backlog items received in the window (open ones listed, duplicates counted apart);
 - p95 latency and cost per run of the window's nights against the budgets, with the trend;
@@ -38,7 +40,7 @@ from sqlalchemy.engine import Engine
 from evalcore.monitor.drift import FindingKind, Severity
 from evalcore.monitor.steps import flaky_history
 from evalcore.results.history import run_verdict
-from evalcore.results.run_stats import as_utc
+from evalcore.results.run_stats import STATS_TABLE, as_utc, record_run_stats
 from evalcore.results.trends import NightPoint, nightly_trend, zone
 from evalcore.store.tables import BacklogItemRow, DecisionRow, DriftFindingRow, RunRow, utcnow
 from evalcore.suite import EvalSet, Suite
@@ -56,6 +58,7 @@ __all__ = [
     "DigestItem",
     "DuplicateEntry",
     "FlakyCase",
+    "NightlySet",
     "Regression",
     "ReleaseVerdict",
     "backlog_ref",
@@ -164,6 +167,17 @@ class FlakyCase(BaseModel):
     item_number: int | None = None
 
 
+class NightlySet(BaseModel):
+    """One set of the latest nightly run: its pass rate, and pass@k and pass^k over its
+    cases with two or more samples (None, with k, when it has none)."""
+
+    set: str
+    pass_rate: float | None
+    k: int | None = None
+    pass_at_k: float | None = None
+    pass_hat_k: float | None = None
+
+
 class BacklogEntry(BaseModel):
     id: str
     ticket: str | None
@@ -219,6 +233,7 @@ class Digest(BaseModel):
     duplicates: list[DuplicateEntry]
     budgets: list[BudgetLine]
     pending: list[DigestItem]
+    latest_nightly_sets: list[NightlySet] = []
     # Cases proposed one step up (kind graduation), numbered after `pending`, and how
     # many more each target set has that the scorecard's cap held back.
     proposals: list[DigestItem] = []
@@ -320,6 +335,7 @@ def gather_week(
         generated_at=utcnow(),
         latest_nightly_run=nightly.id if nightly is not None else None,
         latest_nightly_at=as_utc(nightly.created_at) if nightly is not None else None,
+        latest_nightly_sets=_nightly_sets(engine, nightly.id) if nightly is not None else [],
         releases=releases,
         regressions=regressions,
         flaky=flaky_cases,
@@ -450,6 +466,18 @@ def _latest_nightly(engine: Engine, route: str, end: dt.datetime) -> RunRow | No
         if list(row.sets) == [MONITOR_SET]:
             return RunRow.model_validate(row._mapping)
     return None
+
+
+def _nightly_sets(engine: Engine, run_id: str) -> list[NightlySet]:
+    """The run's figures per set from its `run_stats` row, computed first when the row is
+    missing or predates the per-set figures."""
+    with engine.connect() as conn:
+        set_stats = conn.execute(
+            select(STATS_TABLE.c.set_stats).where(STATS_TABLE.c.run_id == run_id)
+        ).scalar_one_or_none()
+    if set_stats is None:
+        set_stats = record_run_stats(engine, run_id).set_stats or {}
+    return [NightlySet(set=name, **set_stats[name]) for name in sorted(set_stats)]
 
 
 def _findings_of(engine: Engine, run_id: str, route: str) -> list[DriftFindingRow]:

@@ -149,6 +149,11 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1%}"
 
 
+def _k_figure(value: float | None, k: int | None) -> str:
+    """pass^k or pass@k with its k; "n/a" for a set without cases of two or more samples."""
+    return "n/a" if value is None or k is None else f"{value:.1%} (k={k})"
+
+
 def _budget_value(metric: str, value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -170,6 +175,7 @@ def _helpers() -> dict[str, Callable[..., Any]]:
         "value": format_value,
         "effect": format_effect,
         "percent": _percent,
+        "k_figure": _k_figure,
         "budget_value": _budget_value,
     }
 
