@@ -101,6 +101,9 @@ def reference_target(
     burst_429_len: Annotated[int, typer.Option(help="Length of each 429 burst.")] = 0,
     nondeterminism: Annotated[float, typer.Option(help="Fraction of answers that vary.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed for every random draw.")] = 0,
+    slip_first: Annotated[
+        int, typer.Option(help="The first N fact answers drop their fact (a flaky slip).")
+    ] = 0,
 ) -> None:
     """Serve the bundled OpenAI-compatible support assistant on loopback.
 
@@ -118,5 +121,6 @@ def reference_target(
         burst_429_len=burst_429_len,
         nondeterminism=nondeterminism,
         seed=seed,
+        slip_first=slip_first,
     )
     serve(host, port, knobs)

@@ -23,8 +23,8 @@ from tests.cli_helpers import evalcore
 
 EVALS = Path(__file__).resolve().parents[2] / "evals"
 SECRET = "sk-test-SECRET123"
-SETS = {"blocking": 14, "monitoring": 26, "backlog": 8}
-MONITORING_RESULTS = 30  # 26 cases, some with several samples
+SETS = {"blocking": 14, "monitoring": 34, "backlog": 8}
+MONITORING_RESULTS = 54  # 34 cases, some with several samples
 BLOCKING_RESULTS = 16  # 14 cases
 
 
@@ -131,13 +131,13 @@ def finished(ref: ReferenceServer, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_validate_the_example_suite(work: Path, home: Path) -> None:
     text = evalcore("validate", "--suite", "evals", cwd=work, home=home)
     assert text.returncode == 0, text.stderr
-    assert "ok: 48 cases" in text.stdout
+    assert "ok: 56 cases" in text.stdout
 
     as_json = evalcore("validate", "--suite", "evals", "--json", cwd=work, home=home)
     assert as_json.returncode == 0, as_json.stderr
     data = json.loads(as_json.stdout)
     assert data["ok"] is True
-    assert data["cases"] == 48
+    assert data["cases"] == 56
     assert len(data["dataset"]) == 64
     assert text.stdout.split("dataset ")[1].strip() == data["dataset"][:12]
 
@@ -231,9 +231,9 @@ def test_suite_info_json(pristine: dict[str, Any]) -> None:
     info = pristine
     assert len(info["dataset"]) == 64
     int(info["dataset"], 16)
-    assert info["cases"] == 48
+    assert info["cases"] == 56
     assert info["counts"]["set"] == SETS
-    assert sum(info["counts"]["severity"].values()) == 48
+    assert sum(info["counts"]["severity"].values()) == 56
     assert info["git_commit"] is None  # the copy is not in a git repository
 
 

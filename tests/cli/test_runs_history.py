@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -12,8 +13,21 @@ from tests.cli_helpers import evalcore
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def deterministic_copy(tmp_path: Path) -> Path:
+    """The example suite with its route not marked nondeterministic: one failing sample of
+    a case is then a failure, with no re-sampling to wait for (that is the gate's part)."""
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "evals", work / "evals")
+    scorecard = work / "evals" / "scorecard.yaml"
+    text = scorecard.read_text()
+    assert "  nondeterministic: true\n" in text
+    scorecard.write_text(text.replace("  nondeterministic: true\n", "  nondeterministic: false\n"))
+    return work
+
+
 def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Path) -> None:
     home = tmp_path / ".evalcore"
+    work = deterministic_copy(tmp_path)
     with ReferenceServer(Knobs()) as server:
         for version in ("v1", "regressed-safety"):
             done = evalcore(
@@ -28,11 +42,11 @@ def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Pa
                 server.base_url,
                 "--model",
                 f"support-assistant@{version}",
-                cwd=ROOT,
+                cwd=work,
                 home=home,
             )
             assert done.returncode == 0, done.stderr
-    listed = evalcore("runs", "list", "--release", "2026.11.3", "--json", cwd=ROOT, home=home)
+    listed = evalcore("runs", "list", "--release", "2026.11.3", "--json", cwd=work, home=home)
     assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
     assert len(runs) == 2 and {r["release"] for r in runs} == {"2026.11.3"}
@@ -50,7 +64,7 @@ def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Pa
         str(junit),
         "--report",
         str(report),
-        cwd=ROOT,
+        cwd=work,
         home=home,
     )
     assert shown.returncode == 0, shown.stderr
@@ -74,8 +88,8 @@ def test_a_release_run_twice_is_two_runs_and_show_gives_the_verdict(tmp_path: Pa
     }
     assert {"set blocking pass rate", "critical case safety-weapon-001"} <= failed_criteria
 
-    table = evalcore("runs", "list", cwd=ROOT, home=home)
+    table = evalcore("runs", "list", cwd=work, home=home)
     assert table.returncode == 0 and newest["run_id"][:12] in table.stdout
 
-    missing = evalcore("runs", "show", "nosuchrun", cwd=ROOT, home=home)
+    missing = evalcore("runs", "show", "nosuchrun", cwd=work, home=home)
     assert missing.returncode == 3 and "no run with id 'nosuchrun'" in missing.stderr

@@ -18,6 +18,7 @@ from evalcore.gate.steps import (
     gate_markdown,
     gate_result,
     open_gate_run,
+    resample_failing,
 )
 from evalcore.local.reference import Knobs, ReferenceServer
 from evalcore.results.loader import load_results
@@ -42,6 +43,7 @@ def gate_once(db_url: str, request: GateRequest, suite_root: Path = EXAMPLE) -> 
     suite = load_suite(suite_root)
     run, resumed = open_gate_run(engine, suite, request)
     aio.run(execute_run(engine, suite, run))
+    aio.run(resample_failing(engine, suite, run.id))  # as the flow does, after the run
     return run.id, resumed
 
 
@@ -164,7 +166,7 @@ def test_the_markdown_and_table_artifacts_carry_verdict_criteria_and_failed_case
     assert rows[0] == {
         "criterion": "error rate",
         "threshold": "<= 5.0%",
-        "measured": "0.0% (0/16)",
+        "measured": "0.0% (0/18)",  # the 16 calls of the run and 2 re-samples
         "held": "yes",
         "detail": "errors are target problems, never counted as failures",
     }

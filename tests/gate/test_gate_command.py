@@ -155,7 +155,7 @@ def test_a_target_down_for_the_whole_run_exits_2_inconclusive(
             "budget for a set that does not exist: 'nightly'",
         ),
         (
-            "  refunds: {min_pass_rate: 0.95,",
+            "  refunds: {min_pass_rate: 1.0,",
             "  loyalty-points: {min_pass_rate: 0.95,",
             "loyalty-points:",
             "tag_thresholds.loyalty-points",

@@ -37,6 +37,9 @@ def test_the_demo_gates_both_releases_and_closes_the_triage_loop(tmp_path: Path)
     shown = " ".join(done.stdout.split())  # the terminal's line wrapping undone
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "gate 2026.11.3: exit 0 (pass)" in shown
+    # the good release slipped once; the gate sampled that case again and cleared it
+    good = shown.split("$ evalcore gate --release 2026.11.3", 1)[1].split("$ evalcore", 1)[0]
+    assert "Re-sampled cases:" in good and "healthy" in good, good[-3000:]
     assert "gate 2026.11.4-rc1: exit 1 (fail)" in shown
     assert "the new blocking case zd-51001 ran and passed" in shown
     assert "needs_human" in shown and "3 written" in shown  # the generation step's table

@@ -34,12 +34,21 @@ def _case(case_id: str, set_: str, tags: list[str], samples: int) -> str:
 
 
 def _suite(root: Path, *, monitoring: int, samples: int, refunds: int) -> Path:
-    """The example scorecard and owners over synthetic cases: `monitoring` monitoring cases
+    """The example scorecard (asking for more) and owners over synthetic cases: `monitoring` monitoring cases
     of `samples` samples, the first `refunds` of them tagged refunds, and two blocking ones."""
     suite = root / "evals"
     (suite / "cases").mkdir(parents=True)
-    shutil.copy(EVALS / "scorecard.yaml", suite / "scorecard.yaml")
     shutil.copy(EVALS / "owners.yaml", suite / "owners.yaml")
+    # The example's own thresholds ask only for what its cases can show; these tests ask
+    # for more (a refunds threshold of 0.95, drops of 5 points).
+    scorecard = (EVALS / "scorecard.yaml").read_text()
+    for old, new in (
+        ("refunds: {min_pass_rate: 1.0,", "refunds: {min_pass_rate: 0.95,"),
+        ("  min_effect: 0.2\n", "  min_effect: 0.05\n"),
+    ):
+        assert old in scorecard, old
+        scorecard = scorecard.replace(old, new)
+    (suite / "scorecard.yaml").write_text(scorecard)
     cases = [
         _case(f"m-{i:04d}", "monitoring", ["refunds"] if i < refunds else ["other"], samples)
         for i in range(monitoring)

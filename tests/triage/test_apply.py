@@ -328,7 +328,7 @@ def test_threshold_changes_are_written_with_a_comment_and_every_other_line_kept(
             reason="Too many alarms on the noisy monitoring set; the team agreed to 92% for Q4.",
         ),
         decision(
-            "threshold", "tag:refunds.min_pass_rate", "set", "0.95->0.9", decided_by="maya.okafor"
+            "threshold", "tag:refunds.min_pass_rate", "set", "1.0->0.9", decided_by="maya.okafor"
         ),
     )
 
@@ -341,8 +341,8 @@ def test_threshold_changes_are_written_with_a_comment_and_every_other_line_kept(
             "daniel.brandt on 2026-11-25: Too many alarms on the noisy monitoring set; the team…",
         ),
         (
-            "  refunds: {min_pass_rate: 0.95, owner: maya.okafor}",
-            "  refunds: {min_pass_rate: 0.9, owner: maya.okafor}  # 0.95 -> 0.9 by maya.okafor "
+            "  refunds: {min_pass_rate: 1.0, owner: maya.okafor}",
+            "  refunds: {min_pass_rate: 0.9, owner: maya.okafor}  # 1.0 -> 0.9 by maya.okafor "
             "on 2026-11-25",
         ),
     ]
@@ -515,7 +515,7 @@ def _threshold_differs_from_the_value_in_the_decision(engine: Engine, root: Path
         ),
         (
             _threshold_differs_from_the_value_in_the_decision,
-            r"scorecard\.yaml: .*refunds.* is 0\.95 but was 0\.97",
+            r"scorecard\.yaml: .*refunds.* is 1\.0 but was 0\.97",
         ),
     ],
 )

@@ -103,7 +103,10 @@ def add_run(
             target_config={},
             dataset_hash=suite.version.hash,
             scorecard_version=suite.scorecard_version,
-            scorecard=scorecard.model_dump(mode="json"),
+            # Judged as a deterministic route: a seeded failure is a failure, with no
+            # re-sampling to wait for (the gate's own tests cover that).
+            scorecard=scorecard.model_dump(mode="json")
+            | {"samples": {**scorecard.samples.model_dump(mode="json"), "nondeterministic": False}},
             sets=list(sets),
             suite_path=str(EXAMPLE),
             trigger=trigger,

@@ -40,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "retry_after_s": "Retry-After value of the 429s",
         "nondeterminism": "fraction of answers that vary (other phrasing or missing fact)",
         "seed": "seed of the app's random draws",
+        "slip_first": "the first N fact answers drop their fact (one flaky slip, for demos)",
     }
     for name, text in help_texts.items():
         default = getattr(defaults, name)

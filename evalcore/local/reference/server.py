@@ -71,6 +71,9 @@ class Knobs(BaseModel):
     retry_after_s: float = Field(default=1.0, ge=0)
     nondeterminism: float = Field(default=0.0, ge=0, le=1)
     seed: int = 0
+    # The first N answers drawn from the knowledge base or the context documents drop
+    # their key fact, and none after them: one flaky slip, placed for a demonstration.
+    slip_first: int = Field(default=0, ge=0)
 
     @field_validator("version")
     @classmethod
@@ -126,6 +129,7 @@ class ReferenceApp:
         self.knobs = knobs
         self.rng = random.Random(knobs.seed)
         self.requests = 0
+        self.slips_left = knobs.slip_first
         self._health = orjson.dumps(
             {
                 "status": "ok",
@@ -269,18 +273,36 @@ class ReferenceApp:
             status, code, text = failure
             await self._error(send, status, text, "server_error", code)
             return
+        nondeterminism = overrides.get("nondeterminism", knobs.nondeterminism)
+        slip = _Slip() if self.slips_left > 0 else None
         try:
             result = complete(
                 body,
                 version=version,
-                nondeterminism=overrides.get("nondeterminism", knobs.nondeterminism),
-                rng=rng,
+                nondeterminism=1.0 if slip else nondeterminism,
+                rng=slip or rng,
                 completion_id=f"chatcmpl-ref{self.requests:08d}",
             )
         except RequestError as exc:
             await self._send(send, exc.status, orjson.dumps(exc.body()))
             return
+        if slip is not None and slip.used:
+            self.slips_left -= 1
         await self._send(send, 200, orjson.dumps(result))
+
+
+class _Slip(random.Random):
+    """The draws of one answer that varies and drops its fact (`Knobs.slip_first`); `used`
+    says whether the answer drew at all (refusals, hand-offs and tool calls do not)."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.used = False
+
+    def random(self) -> float:
+        first = not self.used
+        self.used = True
+        return 0.0 if first else 0.99  # vary, then the fact-free phrasing
 
 
 def create_app(knobs: Knobs | None = None) -> ReferenceApp:
