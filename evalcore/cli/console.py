@@ -179,7 +179,7 @@ def runs_table(overviews: list[RunOverview]) -> Table:
     ):
         table.add_column(column)
     for o in overviews:
-        verdict = o.verdict.verdict.value
+        verdict = o.verdict_value
         table.add_row(
             o.run.id[:12],
             o.run.created_at.strftime("%Y-%m-%d %H:%M"),

@@ -29,6 +29,7 @@ from sqlalchemy.engine import Engine
 from evalcore.exitcodes import ExitCode
 from evalcore.report.artifacts import Artifacts, slug
 from evalcore.report.rendering import render
+from evalcore.results.history import GATE_VERDICT_KEY
 from evalcore.results.loader import CaseResults, RunResults, load_results
 from evalcore.results.regression import PairedOutcome, Regression, compare
 from evalcore.results.sequential import Decision, SequentialTest
@@ -59,8 +60,6 @@ from evalcore.suite.scorecard import Scorecard
 from evalcore.targets.http import display_url
 
 GATE_SETS: tuple[EvalSet, ...] = (EvalSet.blocking,)
-# In a gate run's settings: the verdict its gate concluded (regression check included).
-GATE_VERDICT_KEY = "gate_verdict"
 RELEASE_EVENT = "release.created"
 
 _EXIT_CODES = {

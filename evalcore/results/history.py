@@ -13,6 +13,10 @@ from evalcore.results.verdict import RunVerdict, judge_run
 from evalcore.store.repository import list_runs
 from evalcore.store.tables import RunRow
 
+# In a gate run's settings: the verdict its gate concluded, regression check included
+# (which a run judged again from its results alone does not have).
+GATE_VERDICT_KEY = "gate_verdict"
+
 
 def run_verdict(engine: Engine, run: RunRow) -> RunVerdict:
     """A stored run's verdict, against the scorecard it ran with."""
@@ -25,6 +29,12 @@ class RunOverview:
     summary: RunSummary
     verdict: RunVerdict
 
+    @property
+    def verdict_value(self) -> str:
+        """The gate's own verdict for a gate run, else the run's judged from its results."""
+        recorded = (self.run.settings or {}).get(GATE_VERDICT_KEY)
+        return str(recorded) if recorded else self.verdict.verdict.value
+
     def as_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run.id,
@@ -35,7 +45,7 @@ class RunOverview:
             "sets": self.run.sets,
             "dataset": self.run.dataset_hash,
             "status": self.run.status,
-            "verdict": self.verdict.verdict.value,
+            "verdict": self.verdict_value,
             "pass_rates": {s.set: s.pass_rate for s in self.summary.sets},
             "latency_p95_ms": self.summary.latency_p95_ms,
             "cost_usd": self.summary.cost_usd,

@@ -175,7 +175,7 @@ class DriftFindingRow(SQLModel, table=True):
     run_id: str = Field(foreign_key="run.id", max_length=32)
     baseline_run_id: str | None = Field(default=None, max_length=32)
     route: str = Field(max_length=128)
-    kind: str = Field(max_length=16)  # drift | dataset_change | flaky
+    kind: str = Field(max_length=16)  # drift | dataset_change | flaky | evidence
     metric: str = Field(max_length=32)
     scope: str = Field(max_length=200)  # set:monitoring, tag:refunds, case:<id>, route
     baseline_value: float | None = None

@@ -8,7 +8,9 @@ from pathlib import Path
 
 from bench.suites import write_suite
 from evalcore.gate.steps import gate_markdown
+from evalcore.results.history import run_overviews
 from evalcore.results.verdict import Verdict
+from evalcore.store.engine import get_engine
 from tests.gate.test_resampling import SCRIPTS, TARGET, gate
 
 
@@ -51,6 +53,11 @@ def test_a_newly_failing_case_fails_the_gate_against_the_last_passing_run(
     assert third.regression.newly_failing == ["gen-000002"]
     assert third.verdict is Verdict.failed
     assert second_id != first_id
+
+    # `runs list` shows the verdict each gate concluded, regression included: judged from
+    # its results alone the second run would pass (83% against a 50% threshold).
+    listed = {o.run.id: o.verdict_value for o in run_overviews(get_engine(db_url))}
+    assert (listed[first_id], listed[second_id]) == ("pass", "fail")
 
 
 def test_newly_fixed_cases_are_listed_against_a_named_run(db_url: str, tmp_path: Path) -> None:
