@@ -33,6 +33,7 @@ from bench.fixtures import fixtures_bench
 from bench.gate import LATENCY_MS as GATE_LATENCY_MS
 from bench.gate import gate_overhead
 from bench.intake import intake_bench
+from bench.resample import resample_bench
 from bench.rss import measure_child
 from bench.startup import startup_bench
 from bench.suites import write_suite
@@ -186,6 +187,7 @@ def main() -> None:
             "engine",
             "memory",
             "gate",
+            "resample",
             "drift",
             "trends",
             "digest",
@@ -207,6 +209,8 @@ def main() -> None:
         if args.only in ("all", "gate"):
             with stub(GATE_LATENCY_MS) as url:
                 gate_overhead(work, url, repeats=args.repeats, free_port=free_port, line=line)
+        if args.only in ("all", "resample"):
+            resample_bench(work, line)
         if args.only in ("all", "drift"):
             drift_bench(work, line)
         if args.only in ("all", "trends"):
