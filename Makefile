@@ -31,8 +31,9 @@ imports: $(STAMP)
 	$(BIN)/lint-imports
 
 # One pytest worker per core (pytest-xdist); each has its own databases, Prefect server,
-# fake Slack and ports (tests/conftest.py).
-PYTEST := $(BIN)/pytest -q -n auto
+# fake Slack and ports (tests/conftest.py). Work stealing keeps both cores busy to the end
+# when the last tests are long ones (a real Prefect server, the demo).
+PYTEST := $(BIN)/pytest -q -n auto --dist worksteal
 
 test: lint typecheck imports
 	$(PYTEST)

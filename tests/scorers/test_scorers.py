@@ -432,6 +432,9 @@ def test_plan_follows_scorer_names_order() -> None:
 
 
 def test_plan_names_an_unknown_scorer(monkeypatch: pytest.MonkeyPatch) -> None:
+    from evalcore.scorers import _score
+
+    monkeypatch.setattr(_score, "_plans", {})  # plans made by earlier tests in this worker
     monkeypatch.delitem(SCORERS, "regex")
     with pytest.raises(KeyError, match=r"expect\.regex"):
         plan_scorers(make_case({"regex": "x"}))
