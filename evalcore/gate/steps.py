@@ -32,6 +32,7 @@ from evalcore.report.rendering import render
 from evalcore.results.history import GATE_VERDICT_KEY
 from evalcore.results.loader import CaseResults, RunResults, load_results
 from evalcore.results.regression import PairedOutcome, Regression, compare
+from evalcore.results.run_stats import record_run_stats
 from evalcore.results.sequential import Decision, SequentialTest
 from evalcore.results.summary import FAILURES_SHOWN, RunSummary, summarize
 from evalcore.results.verdict import (
@@ -257,11 +258,13 @@ async def resample_failing(engine: Engine, suite: Suite, run_id: str) -> Resampl
     while plan := resample_plan(engine, suite, run_id):
         run = get_run(engine, run_id)
         assert run is not None
-        report = await execute_run(engine, suite, run, extra=plan)
+        report = await execute_run(engine, suite, run, extra=plan, record_stats=False)
         rounds += 1
         drawn += report.written
         if report.written == 0:
             break  # nothing could be stored: do not spin on the same plan
+    if rounds:
+        record_run_stats(engine, run_id)  # once, with every extra sample in it
     return Resampling(rounds, drawn, time.perf_counter() - started)
 
 

@@ -274,13 +274,15 @@ async def execute_run(
     seed: int | None = None,
     batch_size: int = 500,
     extra: Mapping[str, Sequence[int]] | None = None,
+    record_stats: bool = True,
 ) -> RunReport:
     """Run every (case, sample) of `run` that has no result yet, then close the run.
 
     With `extra` (case id -> sample indices past the case's own `samples`), only those
     samples are run: the gate's re-sampling of failing cases, stored as further samples
     of the same run. The run is `running` meanwhile, so a gate killed while re-sampling
-    is resumed, and `finished` again after.
+    is resumed, and `finished` again after. `record_stats=False` leaves the run's stats
+    row to the caller (the re-sampling rounds record it once, after the last round).
     """
     counters = counters or Counters()
     settings = run.settings
@@ -360,7 +362,8 @@ async def execute_run(
         if judge_client is not None:
             await judge_client.aclose()
     elapsed = time.perf_counter() - started
-    record_run_stats(engine, run.id)  # finished: its row for the trends
+    if record_stats:
+        record_run_stats(engine, run.id)  # finished: its row for the trends
     refreshed = get_run(engine, run.id)
     assert refreshed is not None
     return RunReport(
