@@ -124,11 +124,45 @@ class ContextDoc(Strict):
 
 
 class ToolSpec(Strict):
-    """An OpenAI-style function tool offered to the model."""
+    """A function tool offered to the model, in the flat layout
+    `{name, description, parameters}`.
+
+    The layouts model SDKs use are accepted too, and mean the same tool: OpenAI's
+    `{type: function, function: {name, description, parameters}}` and Anthropic's
+    `{name, description, input_schema}`. They are read into the flat layout, so the same
+    tool gives the same dataset version however it is written; each target sends tools in
+    the layout its API expects.
+    """
 
     name: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")
     description: str = ""
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_layout(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "function" in data or data.get("type") == "function":
+            extra = sorted(str(key) for key in data.keys() - {"type", "function"})
+            function = data.get("function")
+            if data.get("type") != "function" or not isinstance(function, dict) or extra:
+                raise PydanticCustomError(
+                    "tool_layout",
+                    "a tool in OpenAI's layout is {type: function, function: {name, "
+                    "description, parameters}}{detail}",
+                    {"detail": f" (unexpected: {', '.join(extra)})" if extra else ""},
+                )
+            return function
+        if "input_schema" in data:
+            if "parameters" in data:
+                raise PydanticCustomError(
+                    "tool_layout",
+                    "a tool has either parameters (OpenAI) or input_schema (Anthropic), not both",
+                )
+            flat = {key: value for key, value in data.items() if key != "input_schema"}
+            return {**flat, "parameters": data["input_schema"]}
+        return data
 
     @field_validator("parameters")
     @classmethod
