@@ -213,8 +213,8 @@ def verdict_table(verdict: RunVerdict) -> Table:
 
 def resampled_table(verdict: RunVerdict) -> Table | None:
     """The failing blocking cases of a nondeterministic route and what re-sampling decided;
-    None when the route is not marked nondeterministic."""
-    if not verdict.sequential_rule:
+    None when the route is not marked nondeterministic or no case needed it."""
+    if not verdict.sequential_rule or not verdict.sequential:
         return None
     from rich.text import Text
 

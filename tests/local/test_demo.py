@@ -40,6 +40,8 @@ def test_the_demo_gates_both_releases_and_closes_the_triage_loop(tmp_path: Path)
     # the good release slipped once; the gate sampled that case again and cleared it
     good = shown.split("$ evalcore gate --release 2026.11.3", 1)[1].split("$ evalcore", 1)[0]
     assert "Re-sampled cases:" in good and "healthy" in good, good[-3000:]
+    last = shown.split("$ evalcore gate --release 2026.12.0", 1)[1].split("$ evalcore", 1)[0]
+    assert "Re-sampled cases" not in last  # nothing failed there: no empty table
     assert "gate 2026.11.4-rc1: exit 1 (fail)" in shown
     assert "the new blocking case zd-51001 ran and passed" in shown
     assert "needs_human" in shown and "3 written" in shown  # the generation step's table
