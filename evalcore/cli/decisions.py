@@ -66,7 +66,7 @@ def apply_decisions(
         if as_json:
             print(json.dumps(_plan_json(plan, dry_run=dry_run), indent=2))
         else:
-            _print_decisions(plan.decisions)
+            _print_decisions(plan.decisions, dry_run=dry_run)
             _print_diff(plan.diff())
         if plan.conflicts:
             fail(
@@ -187,16 +187,19 @@ def _decisions_table(rows: list[DecisionRow], *, pending: bool) -> Table:
     return table
 
 
-def _print_decisions(decisions: list[PlannedDecision]) -> None:
+def _print_decisions(decisions: list[PlannedDecision], *, dry_run: bool = False) -> None:
+    """One line per decision: what happened to it, or with `dry_run` what would."""
     from rich.markup import escape
 
     from evalcore.cli.console import console
 
+    done = "would apply" if dry_run else "applied"
+    width = max(8, len(done))
     for decision in decisions:
         style = _STATUS_STYLE[decision.status]
-        word = "applied" if decision.status == "apply" else decision.status
+        word = done if decision.status == "apply" else decision.status
         console.print(
-            f"[{style}]{word:>8}[/]  {escape(decision.label)}: {escape(decision.detail)}",
+            f"[{style}]{word:>{width}}[/]  {escape(decision.label)}: {escape(decision.detail)}",
             highlight=False,
             soft_wrap=True,
             emoji=False,

@@ -102,11 +102,11 @@ def suite_info(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
         return
     from evalcore.cli.console import console, suite_table
 
-    commit = version.git_commit[:12] if version.git_commit else "not in git"
     dirty = " (uncommitted changes)" if version.git_dirty else ""
-    console.print(
-        f"dataset [bold]{version.short}[/]  ·  git {commit}{dirty}  ·  {len(loaded.cases)} cases"
+    where = (
+        f"git {version.git_commit[:12]}{dirty}" if version.git_commit else "not in a git work tree"
     )
+    console.print(f"dataset [bold]{version.short}[/]  ·  {where}  ·  {len(loaded.cases)} cases")
     console.print(suite_table(loaded))
     if sensitivity:
         console.print(sensitivity_table(sensitivity))

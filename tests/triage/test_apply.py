@@ -614,6 +614,9 @@ def test_cli_dry_run_apply_again_and_list(engine, db_url, root):
     assert "+- id: zd-50001" in dry.output
     assert "+  monitoring: {min_pass_rate: 0.92, owner: daniel.brandt}  # 0.9 -> 0.92" in dry.output
     assert "dry run: 2 decision(s) would apply; nothing written" in dry.output
+    lines = [line.strip() for line in dry.output.splitlines()]
+    assert sum(line.startswith("would apply") for line in lines) == 2, dry.output
+    assert not any(line.startswith("applied") for line in lines), dry.output
     assert files_of(root) == before
 
     done = invoke(db_url, "apply", "--suite", str(root))
@@ -623,6 +626,7 @@ def test_cli_dry_run_apply_again_and_list(engine, db_url, root):
     old_hash = load_suite(EVALS).version.hash
     assert f"dataset {old_hash[:12]} -> {new.version.hash[:12]}" in done.output
     assert "applied 2 decision(s)" in done.output
+    assert sum(line.strip().startswith("applied") for line in done.output.splitlines()) == 3
 
     again = invoke(db_url, "apply", "--suite", str(root))
     assert again.exit_code == 0, again.output
