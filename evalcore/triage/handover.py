@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from evalcore.monitor.baseline import current_baseline
 from evalcore.report.rendering import render
-from evalcore.store.tables import BacklogItemRow, DecisionRow, RunStatsRow
+from evalcore.store.tables import BacklogItemRow, DecisionRow, RunRow, RunStatsRow
 from evalcore.suite import Case, EvalSet, Suite
 from evalcore.suite.models import SourceKind
 from evalcore.suite.sensitivity import DetectableDrop, suite_sensitivity
@@ -97,14 +97,26 @@ class Handover:
     min_effect: float = 0.0
 
 
-def _latest_stats(engine: Engine, route: str, set_name: str) -> Measured | None:
+# Runs of the blocking set that were no gate: `evalcore run --set blocking` and the like.
+_NOT_GATES = ("cli",)
+
+
+def _latest_stats(
+    engine: Engine, route: str, set_name: str, *, gates_only: bool = False
+) -> Measured | None:
+    """The newest run of the route over exactly `set_name` with stats recorded; with
+    `gates_only`, the newest release gate (a plain `evalcore run` of the set is no gate)."""
+    stmt = (
+        select(RunStatsRow)
+        .join(RunRow, col(RunRow.id) == col(RunStatsRow.run_id))
+        .where(col(RunStatsRow.route) == route)
+        .order_by(col(RunStatsRow.created_at).desc())
+        .limit(50)
+    )
+    if gates_only:
+        stmt = stmt.where(col(RunRow.trigger).not_in(_NOT_GATES))
     with Session(engine) as session:
-        rows = session.exec(
-            select(RunStatsRow)
-            .where(col(RunStatsRow.route) == route)
-            .order_by(col(RunStatsRow.created_at).desc())
-            .limit(50)
-        ).all()
+        rows = session.exec(stmt).all()
     for row in rows:
         if row.sets == [set_name]:
             return Measured(
@@ -169,7 +181,7 @@ def gather_handover(engine: Engine, suite: Suite) -> Handover:
         },
         budgets_owner=budgets.owner,
         budget_owners=[o.id for o in owners.owners if o.owns.budgets],
-        last_gate=_latest_stats(engine, scorecard.route, "blocking"),
+        last_gate=_latest_stats(engine, scorecard.route, "blocking", gates_only=True),
         last_nightly=_latest_stats(engine, scorecard.route, "monitoring"),
         channel=owners.channel,
         graduation=_graduation(engine, suite),

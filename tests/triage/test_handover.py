@@ -10,9 +10,10 @@ from evalcore import aio
 from evalcore.gate.steps import GateRequest, open_gate_run
 from evalcore.local.reference import ReferenceServer
 from evalcore.run import execute_run
+from evalcore.run.service import RunRequest, prepare_run
 from evalcore.store.engine import get_engine
 from evalcore.store.tables import BacklogItemRow
-from evalcore.suite import load_suite
+from evalcore.suite import EvalSet, load_suite
 from evalcore.triage.handover import gather_handover, handover_markdown
 from tests.cli_helpers import evalcore
 
@@ -42,6 +43,13 @@ def test_the_five_answers_come_from_live_data(db_url: str) -> None:
             engine, suite, GateRequest("r1", target_url=server.base_url, judge_url=server.base_url)
         )
         aio.run(execute_run(engine, suite, run))
+        # A plain run of the blocking set afterwards is no gate: it is not the last gate.
+        plain = prepare_run(
+            engine,
+            suite,
+            RunRequest(sets=(EvalSet.blocking,), target_url=server.base_url, trigger="cli"),
+        )
+        aio.run(execute_run(engine, suite, plain))
     with Session(engine) as session:
         for i, state in enumerate(["open", "open", "blocked", "dismissed"]):
             session.add(item(f"BL-00000{i}", state))
@@ -58,7 +66,7 @@ def test_the_five_answers_come_from_live_data(db_url: str) -> None:
     assert "| blocking | 100% | daniel.brandt | daniel.brandt |" in text
     assert "| tag:refunds | 100% | maya.okafor | — |" in text
     assert "| latency p95 | 2000 ms |" in text
-    assert f"Last gate run `{run.id[:12]}`." in text
+    assert f"Last gate run `{run.id[:12]}`." in text and plain.id[:12] not in text
     assert "Budget owner: tom.lindqvist (owners.yaml: tom.lindqvist)." in text
 
 
