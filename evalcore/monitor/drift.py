@@ -288,6 +288,17 @@ def _dataset_changes(
     return findings, pairs, added
 
 
+def flaky_findings(current: RunResults) -> list[Finding]:
+    """The cases whose samples disagree in one run: news even with nothing to compare
+    against (the first nightly, before a baseline is accepted)."""
+    findings = []
+    for case in current.cases:
+        passes, fails = _scored(case.samples)
+        if passes and fails:
+            findings.append(_flaky_finding(case, passes, fails, None))
+    return findings
+
+
 def _flaky_finding(case: CaseResults, passes: int, fails: int, base_rate: float | None) -> Finding:
     proposal = FLAKY_PROPOSAL
     if case.set == "blocking":

@@ -23,6 +23,7 @@ from evalcore.monitor.drift import (
     History,
     Severity,
     analyse,
+    flaky_findings,
     paired_night_of,
 )
 from evalcore.monitor.sequential import PairedNight
@@ -127,6 +128,7 @@ def analyse_run(engine: Engine, run_id: str, *, run_seconds: float | None = None
             f'{run.id[:12]} --by OWNER --reason "first nightly of {run.route}"`.'
         )
         baseline_run_id = None
+        findings = flaky_findings(load_results(engine, run))
     else:
         baseline_run_id = baseline.run_id
         scorecard = Scorecard.model_validate(run.scorecard)
