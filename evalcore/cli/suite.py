@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -13,6 +13,7 @@ from evalcore.exitcodes import ExitCode
 if TYPE_CHECKING:
     from rich.table import Table
 
+    from evalcore.suite.scorecard import Scorecard
     from evalcore.suite.sensitivity import DetectableDrop
 
 suite_app = typer.Typer(help="Inspect the versioned dataset.", no_args_is_help=True)
@@ -54,6 +55,7 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
                     "dataset": loaded.version.hash,
                     "warnings": warnings,
                     "sensitivity": [row.as_json() for row in sensitivity],
+                    "signals": _signals(loaded.scorecard),
                 }
             )
         )
@@ -65,10 +67,44 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
         err_console.print(f"warning: {warning}", markup=False, highlight=False, soft_wrap=True)
     if sensitivity:
         console.print(sensitivity_table(sensitivity))
+    for name, signal in _signals(loaded.scorecard).items():
+        if signal["default"]:
+            console.print(
+                f"signals.{name} is not in scorecard.yaml; the default is in force: "
+                f"{signal['meaning']}",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
     console.print(
         f"[green]ok[/]: {len(loaded.cases)} cases, scorecard and owners valid  ·  "
         f"dataset {loaded.version.short}"
     )
+
+
+def _signals(scorecard: Scorecard) -> dict[str, dict[str, Any]]:
+    """How the route's refusals and hand-offs are recognised, and whether each is the
+    default: a route whose hand-off tool has another name would otherwise see every
+    hand-off scored as an ordinary tool call, with nothing said."""
+    signals = scorecard.signals
+    given = signals.model_fields_set if "signals" in scorecard.model_fields_set else set()
+    refusal, handoff = signals.refusal, signals.needs_human
+    ways = [f"a call of the tool {handoff.tool}"] if handoff.tool else []
+    ways += [f"the marker {handoff.marker!r} in the reply"] if handoff.marker else []
+    return {
+        "refusal": {
+            "patterns": refusal.patterns,
+            "default": "refusal" not in given,
+            "meaning": "a refusal is a reply matching any of these patterns: "
+            + "; ".join(refusal.patterns),
+        },
+        "needs_human": {
+            "tool": handoff.tool,
+            "marker": handoff.marker,
+            "default": "needs_human" not in given,
+            "meaning": "a hand-off is " + (" or ".join(ways) or "never recognised"),
+        },
+    }
 
 
 @suite_app.command("info")
