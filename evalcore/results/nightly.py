@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.engine import Engine
 
 from evalcore.store.tables import DriftFindingRow, RunRow
 
-__all__ = ["NIGHTLY_TRIGGERS", "nightly_runs"]
+__all__ = ["NIGHTLY_TRIGGERS", "is_nightly", "nightly_runs"]
 
 NIGHTLY_TRIGGERS = ("nightly", "monitor")
 
 _RUN = RunRow.__table__  # type: ignore[attr-defined]
 _FINDING = DriftFindingRow.__table__  # type: ignore[attr-defined]
+
+
+def is_nightly() -> ColumnElement[bool]:
+    """The SQL condition on a `run` row that makes it a nightly run (apart from its sets,
+    checked in Python: one set, the monitoring set)."""
+    r, f = _RUN.c, _FINDING.c
+    analysed = select(f.run_id).where(f.run_id == r.id).exists()
+    condition: ColumnElement[bool] = r.trigger.in_(NIGHTLY_TRIGGERS) | analysed
+    return condition
 
 
 def nightly_runs(
@@ -33,12 +42,11 @@ def nightly_runs(
 ) -> list[RunRow]:
     """The route's nightly runs of `set_name` created after `after` and no later than the
     run `before` (itself left out), oldest first."""
-    r, f = _RUN.c, _FINDING.c
-    analysed = select(f.run_id).where(f.run_id == r.id).exists()
+    r = _RUN.c
     stmt = (
         select(_RUN)
         .where(r.route == route, r.status == "finished")
-        .where(r.trigger.in_(NIGHTLY_TRIGGERS) | analysed)
+        .where(is_nightly())
         .order_by(r.created_at, r.id)
     )
     if after is not None:

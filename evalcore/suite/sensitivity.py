@@ -324,27 +324,15 @@ def suite_sensitivity(suite: Suite, *, sets: Iterable[str] = COMPARED_SETS) -> l
         by_set.setdefault(case.set.value, []).append(case.samples)
         for tag in case.tags:
             by_tag.setdefault(tag, []).append(case.samples)
-    rows = []
-    for name in (s for s in sets if s in by_set):
-        threshold = scorecard.thresholds.get(name)
-        rows.append(
-            scope_sensitivity(
-                f"set:{name}",
-                by_set[name],
-                reference=reference_rate(_min_pass_rate(threshold), required),
-                alpha=alpha,
-                power=power,
-            )
+    scopes = [(f"set:{n}", by_set[n], scorecard.thresholds.get(n)) for n in sets if n in by_set]
+    scopes += [(f"tag:{t}", by_tag[t], scorecard.tag_thresholds.get(t)) for t in sorted(by_tag)]
+    return [
+        scope_sensitivity(
+            scope,
+            samples,
+            reference=reference_rate(_min_pass_rate(threshold), required),
+            alpha=alpha,
+            power=power,
         )
-    for tag in sorted(by_tag):
-        threshold = scorecard.tag_thresholds.get(tag)
-        rows.append(
-            scope_sensitivity(
-                f"tag:{tag}",
-                by_tag[tag],
-                reference=reference_rate(_min_pass_rate(threshold), required),
-                alpha=alpha,
-                power=power,
-            )
-        )
-    return rows
+        for scope, samples, threshold in scopes
+    ]

@@ -35,7 +35,7 @@ from sqlalchemy import case as when
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from evalcore.results.nightly import NIGHTLY_TRIGGERS
+from evalcore.results.nightly import is_nightly
 from evalcore.results.run_stats import as_utc
 from evalcore.results.trends import zone
 from evalcore.store.tables import (
@@ -43,7 +43,6 @@ from evalcore.store.tables import (
     DatasetCaseRow,
     DatasetVersionRow,
     DecisionRow,
-    DriftFindingRow,
     RunRow,
     utcnow,
 )
@@ -53,7 +52,6 @@ from evalcore.suite.scorecard import Scorecard
 __all__ = [
     "DATING_NIGHTS",
     "GRADUATION_KIND",
-    "NIGHTLY_TRIGGERS",
     "Proposal",
     "Proposals",
     "graduation_ref",
@@ -77,7 +75,6 @@ _RESULT = CaseResultRow.__table__  # type: ignore[attr-defined]
 _DATASET_CASE = DatasetCaseRow.__table__  # type: ignore[attr-defined]
 _DATASET = DatasetVersionRow.__table__  # type: ignore[attr-defined]
 _DECISION = DecisionRow.__table__  # type: ignore[attr-defined]
-_FINDING = DriftFindingRow.__table__  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------- refs
@@ -313,12 +310,11 @@ def _nightly_runs(
     """The route's nightly monitoring runs of the last `nights` nights that had one,
     grouped by night (the scorecard's timezone), newest night first."""
     tz = zone(suite.scorecard.drift.timezone)
-    r, f = _RUN.c, _FINDING.c
-    analysed = select(f.run_id).where(f.run_id == r.id).exists()
+    r = _RUN.c
     stmt = (
         select(r.id, r.dataset_hash, r.created_at, r.sets)
         .where(r.route == suite.scorecard.route, r.status == "finished", r.created_at <= end)
-        .where(r.trigger.in_(NIGHTLY_TRIGGERS) | analysed)
+        .where(is_nightly())
         .order_by(r.created_at.desc(), r.id.desc())
     )
     grouped: list[tuple[dt.date, list[_NightRun]]] = []

@@ -40,13 +40,14 @@ from sqlalchemy.engine import Engine
 from evalcore.monitor.drift import FindingKind, Severity
 from evalcore.monitor.steps import flaky_history
 from evalcore.results.history import run_verdict
+from evalcore.results.nightly import is_nightly
 from evalcore.results.run_stats import STATS_TABLE, as_utc, record_run_stats
 from evalcore.results.trends import NightPoint, nightly_trend, zone
 from evalcore.store.tables import BacklogItemRow, DecisionRow, DriftFindingRow, RunRow, utcnow
 from evalcore.suite import EvalSet, Suite
 from evalcore.suite.scorecard import Scorecard
 from evalcore.triage.decisions import ACTIONS, Item, ItemKind, may_decide, promotion_item
-from evalcore.triage.graduation import NIGHTLY_TRIGGERS, Proposal, propose
+from evalcore.triage.graduation import Proposal, propose
 
 __all__ = [
     "OVERDUE_AFTER",
@@ -70,7 +71,6 @@ __all__ = [
 
 OVERDUE_AFTER = dt.timedelta(days=7)
 MONITOR_SET = EvalSet.monitoring.value
-MONITOR_TRIGGERS = NIGHTLY_TRIGGERS
 ALARM_SEVERITIES = tuple(s.value for s in Severity if s.rank >= Severity.low.rank)
 DETAIL_CHARS = 1000  # user text kept per detail line; the renderers clip further
 _KIND_ORDER = {"backlog": 0, "drift": 1, "flaky": 2, "graduation": 3}
@@ -452,13 +452,12 @@ def _releases(
 def _latest_nightly(engine: Engine, route: str, end: dt.datetime) -> RunRow | None:
     """The newest finished monitoring run of the route that the monitor analysed: started by
     the nightly flow or `evalcore monitor`, or with findings stored."""
-    r, f = _RUN.c, _FINDING.c
-    analysed = select(f.run_id).where(f.run_id == r.id).exists()
+    r = _RUN.c
     with engine.connect() as conn:
         rows = conn.execute(
             select(_RUN)
             .where(r.route == route, r.status == "finished", r.created_at <= end)
-            .where(r.trigger.in_(MONITOR_TRIGGERS) | analysed)
+            .where(is_nightly())
             .order_by(r.created_at.desc(), r.id.desc())
             .limit(50)
         ).all()
