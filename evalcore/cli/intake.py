@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from starlette.routing import Route
 
     from evalcore.suite import Suite
+    from evalcore.suite.models import Expect
     from evalcore.triage.intake import IntakeError, IntakeResult
     from evalcore.triage.traces import Selection, TraceBatch, TraceFormat
 
@@ -100,6 +101,14 @@ def intake_command(
             show_default="user.feedback",
         ),
     ] = None,
+    expect: Annotated[
+        str | None,
+        typer.Option(
+            help="otlp/langfuse: the expectation suggested for every failure taken in, as "
+            'JSON (e.g. \'{"outcome": "needs_human"}\'); an owner still decides.',
+            show_default=False,
+        ),
+    ] = None,
     suite: SuiteOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -142,6 +151,7 @@ def intake_command(
             selection,
             reporter=reporter,
             route=route,
+            expect=_suggested_expect(expect, as_json),
             suite=suite,
             as_json=as_json,
         )
@@ -154,6 +164,7 @@ def intake_command(
             ("--reporter", reporter),
             ("--route", route),
             ("--feedback-attribute", feedback_attribute),
+            ("--expect", expect),
         )
         if value is not None
     ]
@@ -181,10 +192,12 @@ def _intake_traces(
     *,
     reporter: str | None,
     route: str | None,
+    expect: Expect | None,
     suite: Path | None,
     as_json: bool,
 ) -> None:
-    """Every selected trace converted and validated, then each taken in."""
+    """Every selected trace converted and validated, then each taken in (with `expect`
+    as its suggested expectation, when given)."""
     from evalcore.triage.intake import IntakeError, take_in
     from evalcore.triage.traces import MAX_EXPORT_BYTES, export_too_large, read_trace_failures
 
@@ -200,9 +213,10 @@ def _intake_traces(
             base = {**_cli_provenance(source), "via": f"evalcore intake --format {trace_format}"}
             for traced in batch.failures:
                 provenance = {**base, **traced.provenance}
-                stored = take_in(
-                    engine, loaded, traced.failure, source="cli", provenance=provenance
-                )
+                failure = traced.failure
+                if expect is not None:
+                    failure = failure.model_copy(update={"suggested_expect": expect})
+                stored = take_in(engine, loaded, failure, source="cli", provenance=provenance)
                 results.append((traced.trace_id, stored))
     except IntakeError as exc:
         _refuse(exc, as_json, what="trace export")
@@ -232,6 +246,40 @@ def _intake_traces(
     )
     for trace_id, result in results:
         _print_result(result, trace_id=trace_id)
+
+
+def _suggested_expect(text: str | None, as_json: bool) -> Expect | None:
+    """`--expect` read as a case expectation; a bad one exits 3 before anything is read."""
+    if text is None:
+        return None
+    from evalcore.triage.intake import FieldError, IntakeError, validate_payload
+
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        _refuse(
+            IntakeError("invalid", f"--expect is not JSON: {exc}", [FieldError("JSON", str(exc))]),
+            as_json,
+            what="--expect",
+        )
+    probe = {
+        "messages": [{"role": "user", "content": "-"}],
+        "observed_output": "-",
+        "what_was_wrong": "-",
+        "reporter": "-",
+        "suggested_expect": document,
+    }
+    try:
+        suggested = validate_payload(probe).suggested_expect
+    except IntakeError as exc:
+        fields = [
+            FieldError(f.field.removeprefix("suggested_expect").lstrip(".") or "expect", f.message)
+            for f in exc.fields
+        ]
+        _refuse(
+            IntakeError("invalid", "--expect is not an expectation", fields), as_json, "--expect"
+        )
+    return suggested
 
 
 def _nothing_marked(

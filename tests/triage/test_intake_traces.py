@@ -328,3 +328,22 @@ def test_http_answers_when_nothing_is_marked_and_refuses_without_storing(
     assert unauthorised.status_code == 401
 
     assert list_items(get_engine(db_url)) == []
+
+
+def test_expect_is_suggested_for_every_failure_and_a_bad_one_stores_nothing(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    bad = intake("--format", "otlp", str(OTLP), "--expect", '{"outcome": "maybe"}', home=home)
+    assert bad.returncode == 3
+    assert "invalid --expect, nothing stored" in flat(bad.stderr)
+    assert "outcome: Input should be" in flat(bad.stderr)
+    assert not (home / "evalcore.db").exists() or stored(home) == []
+
+    suggested = {"outcome": "answer", "contains": ["14 days"]}
+    done = intake(
+        *("--format", "otlp", str(OTLP), "--json", "--expect", json.dumps(suggested)), home=home
+    )
+    assert done.returncode == 0, done.stderr
+    items = stored(home)
+    assert len(items) == 2 and all(item.suggested_expect == suggested for item in items)
