@@ -32,6 +32,7 @@ from bench.drift import drift_bench
 from bench.fixtures import fixtures_bench
 from bench.gate import LATENCY_MS as GATE_LATENCY_MS
 from bench.gate import gate_overhead
+from bench.imports import import_bench
 from bench.intake import intake_bench
 from bench.resample import resample_bench
 from bench.rss import measure_child
@@ -193,6 +194,8 @@ def main() -> None:
             "digest",
             "intake",
             "fixtures",
+            "import",
+            "traces",
             "startup",
         ],
         default="all",
@@ -221,6 +224,12 @@ def main() -> None:
             intake_bench(work, line)
         if args.only in ("all", "fixtures"):
             fixtures_bench(work, line)
+        if args.only in ("all", "import"):
+            import_bench(work, line)
+        if args.only in ("all", "traces"):
+            from bench.traces import traces_bench
+
+            traces_bench()
         if args.only in ("all", "startup"):
             with stub(0) as url:
                 startup_bench(work, url, line)

@@ -19,6 +19,7 @@ from evalcore.cli.digest import digest_command
 from evalcore.cli.fixtures import fixtures_app
 from evalcore.cli.gate import gate, release_app
 from evalcore.cli.handover import handover
+from evalcore.cli.imports import import_command
 from evalcore.cli.intake import intake_command
 from evalcore.cli.local import reference_target, up
 from evalcore.cli.monitor import baseline_app, monitor
@@ -41,6 +42,7 @@ app.command("validate")(validate)
 app.command("run")(run)
 app.command("digest")(digest_command)
 app.command("intake")(intake_command)
+app.command("import")(import_command)
 app.command("gate")(gate)
 app.command("up")(up)
 app.command("monitor")(monitor)

@@ -53,6 +53,7 @@ class SourceKind(StrEnum):
     production = "production"
     fixture = "fixture"
     handwritten = "handwritten"
+    imported = "import"
 
 
 # The most one string of a case (or a key in it) may hold, in UTF-8 bytes. A case is
@@ -73,7 +74,8 @@ class Strict(BaseModel):
 
 class Source(Strict):
     """Where a case came from. A generated fixture names its family, parent case, variant
-    and seed, so that it can be traced back and generated again byte for byte."""
+    and seed, so that it can be traced back and generated again byte for byte; an
+    imported case names the format, file and line it was converted from."""
 
     kind: SourceKind
     ref: str | None = None
@@ -85,6 +87,10 @@ class Source(Strict):
     parent: str | None = Field(default=None, exclude_if=_unset)
     variant: str | None = Field(default=None, exclude_if=_unset)
     seed: int | None = Field(default=None, exclude_if=_unset)
+    # An imported case names the format and the file and line it was converted from.
+    format: str | None = Field(default=None, exclude_if=_unset)
+    file: str | None = Field(default=None, exclude_if=_unset)
+    line: int | None = Field(default=None, exclude_if=_unset)
 
 
 class MessageToolCall(Strict):

@@ -207,7 +207,7 @@ def _to_monitoring(
                 from_set=EvalSet.backlog,
                 to_set=EvalSet.monitoring,
                 since=since,
-                evidence=f"a {case.source.kind.value} case in the backlog set",
+                evidence=f"a backlog case of source kind {case.source.kind.value}",
             )
         )
     return proposals
