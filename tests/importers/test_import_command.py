@@ -133,3 +133,17 @@ def test_bad_options_are_refused_before_anything_is_read(work: Path) -> None:
         work, "csv", str(DATA / "support.csv"), "--out", str(work / "cases.yaml")
     )
     assert "no such file" in refused(work, "csv", str(work / "missing.csv"))
+
+
+def test_a_promptfoo_config_that_is_not_yaml_is_refused(work: Path) -> None:
+    config = work / "promptfooconfig.yaml"
+    config.write_text("prompts:\n  - 'Answer: {{question}}'\ntests: [\n  - vars: {question: x\n")
+    message = refused(work, "promptfoo", str(config))
+    assert f"{config}:" in message and "not a promptfoo config" in message
+
+
+def test_a_missing_file_reference_is_refused_naming_where_it_is_written(work: Path) -> None:
+    config = work / "promptfooconfig.yaml"
+    config.write_text("prompts:\n  - 'Answer: {{question}}'\ntests: file://missing.csv\n")
+    message = refused(work, "promptfoo", str(config))
+    assert f"{config}:3: file://missing.csv not found" in message
