@@ -114,37 +114,72 @@ def suite_table(suite: Suite) -> Table:
 
 
 def summary_table(summary: RunSummary) -> Table:
+    """Per set: cases passed and failed under the samples rule and the pass rate they give,
+    then the samples (results) with the per-sample rate, labelled as such."""
     table = Table(
         title=(
             f"Run {summary.run_id[:12]}  ·  {summary.route}  ·  dataset {summary.dataset[:12]}"
             f"  ·  {summary.status}"
         ),
         title_justify="left",
+        caption=(
+            "passed, failed, undecided: cases under the scorecard's samples rule; pass rate: "
+            "passed / decided cases; results: samples; per sample: samples passed / scored"
+        ),
+        caption_justify="left",
     )
-    for column in ("set", "cases", "results", "passed", "failed", "errors", "pass rate"):
+    columns = (
+        "set",
+        "cases",
+        "passed",
+        "failed",
+        "undecided",
+        "pass rate",
+        "results",
+        "errors",
+        "per sample",
+    )
+    for column in columns:
         table.add_column(column, justify="left" if column == "set" else "right")
     for row in summary.sets:
         table.add_row(
             row.set,
             str(row.cases),
-            str(row.results),
-            f"[green]{row.passed}[/]",
-            f"[red]{row.failed}[/]" if row.failed else "0",
-            f"[yellow]{row.errors}[/]" if row.errors else "0",
+            f"[green]{row.cases_passed}[/]",
+            f"[red]{row.cases_failed}[/]" if row.cases_failed else "0",
+            f"[yellow]{row.cases_undecided}[/]" if row.cases_undecided else "0",
             _pct(row.pass_rate),
+            str(row.results),
+            f"[yellow]{row.errors}[/]" if row.errors else "0",
+            f"{_pct(row.sample_pass_rate)} ({row.passed}/{row.passed + row.failed})",
         )
     return table
+
+
+def cost_text(summary: RunSummary) -> str:
+    """`cost $0.0123 (judge $0.0040 apart)`, or what is unknown and why, never $0."""
+    cost = (
+        f"cost ${summary.cost_usd:.4f}"
+        if summary.cost_usd is not None
+        else f"cost unknown: {summary.cost_unknown}"
+    )
+    judge = (
+        f"judge ${summary.judge_cost_usd:.4f} apart"
+        if summary.judge_cost_usd is not None
+        else f"judge cost unknown: {summary.judge_cost_unknown}"
+    )
+    return f"{cost} ({judge})" if summary.cost_usd is not None else f"{cost}; {judge}"
 
 
 def print_summary(summary: RunSummary, *, elapsed_s: float | None = None) -> None:
     console.print(summary_table(summary))
     facts = [
         f"latency p50 {_ms(summary.latency_p50_ms)}, p95 {_ms(summary.latency_p95_ms)}",
-        f"cost ${summary.cost_usd:.4f} (judge ${summary.judge_cost_usd:.4f} apart)",
+        cost_text(summary),
     ]
     if elapsed_s:
         facts.append(f"{summary.results} results in {elapsed_s:.1f} s")
-    console.print("  " + "  ·  ".join(facts))
+    console.print("  " + "  ·  ".join(facts), markup=False, highlight=False)
     if summary.errors_by_class:
         errors = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors_by_class.items()))
         console.print(f"  [yellow]errors (not failures):[/] {errors}")
@@ -154,6 +189,24 @@ def print_summary(summary: RunSummary, *, elapsed_s: float | None = None) -> Non
             console.print(f"  [bold]{failure.case_id}[/] #{failure.sample}", highlight=False)
             for reason in failure.reasons:
                 console.print(f"      {reason}", markup=False, highlight=False)
+    print_errored(summary)
+
+
+def print_errored(summary: RunSummary) -> None:
+    """The errored samples with their class and message, one line each, as the failed ones
+    are listed; how many there are in all when not every one is shown."""
+    if not summary.errored:
+        return
+    shown = len(summary.errored)
+    more = f" ({shown} of {summary.errors} shown)" if summary.errors > shown else ""
+    console.print(f"[bold yellow]Errored cases[/] (target problems, not failures){more}")
+    for errored in summary.errored:
+        console.print(
+            f"  {errored.case_id} #{errored.sample}  {errored.error_class}  {errored.message}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _ms(value: float | None) -> str:
@@ -173,7 +226,7 @@ def runs_table(overviews: list[RunOverview]) -> Table:
         "dataset",
         "status",
         "verdict",
-        "pass rates",
+        "pass rate per case (per sample)",
         "p95",
         "cost",
     ):
@@ -188,10 +241,16 @@ def runs_table(overviews: list[RunOverview]) -> Table:
             o.run.dataset_hash[:12],
             o.run.status,
             f"[{_VERDICT_STYLE[verdict]}]{verdict}[/]",
-            "  ".join(f"{s.set} {_pct(s.pass_rate)}" for s in o.summary.sets),
+            "  ".join(
+                f"{s.set} {_pct(s.pass_rate)} ({_pct(s.sample_pass_rate)})" for s in o.summary.sets
+            ),
             _ms(o.summary.latency_p95_ms),
-            f"${o.summary.cost_usd:.4f}",
+            f"${o.summary.cost_usd:.4f}" if o.summary.cost_usd is not None else "unknown",
         )
+    unknown = sorted({o.summary.cost_unknown for o in overviews if o.summary.cost_unknown})
+    if unknown:
+        table.caption = "cost unknown: " + "; ".join(unknown)
+        table.caption_justify = "left"
     return table
 
 

@@ -22,9 +22,10 @@ suite_app = typer.Typer(help="Inspect the versioned dataset.", no_args_is_help=T
 def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
     """Check the case files, scorecard and owners; exit 3 naming file:line:field on any problem.
 
-    Regexes that may backtrack without end, and tag thresholds or a drift.min_effect that
-    ask for a smaller drop than their cases can detect, are warned about (file:line),
-    without failing. The sensitivity of every set and tag is shown.
+    Regexes that may backtrack without end, tag thresholds or a drift.min_effect that ask
+    for a smaller drop than their cases can detect, and a target or judge model with no
+    entry under `prices` (its cost would be unknown) are warned about (file:line), without
+    failing. The sensitivity of every set and tag, and the signals in force, are shown.
 
     Example: [bold]evalcore validate --suite evals[/]
     """

@@ -31,10 +31,11 @@ from evalcore.report.artifacts import Artifacts, slug
 from evalcore.report.rendering import render
 from evalcore.results.history import GATE_VERDICT_KEY
 from evalcore.results.loader import CaseResults, RunResults, load_results
+from evalcore.results.pricing import run_pricing
 from evalcore.results.regression import PairedOutcome, Regression, compare
 from evalcore.results.run_stats import record_run_stats
 from evalcore.results.sequential import Decision, SequentialTest
-from evalcore.results.summary import FAILURES_SHOWN, RunSummary, summarize
+from evalcore.results.summary import FAILURES_SHOWN, ErrorLine, RunSummary, summarize
 from evalcore.results.verdict import (
     RESAMPLED_KEY,
     RESAMPLED_SET,
@@ -143,7 +144,9 @@ class GateResult(BaseModel):
     failed_cases: list[str]
     flaky: list[str]
     results: int
-    errors: int
+    errors: int  # errored samples, all of them
+    # The first errored samples (as many as failures are listed), each with its class.
+    errored: list[ErrorLine] = Field(default_factory=list)
     run_seconds: float | None = None  # the engine's run phase in this gate run
     sequential_rule: str = ""  # the re-sampling test and its error rates, if the route has one
     resampled: list[ResampledLine] = Field(default_factory=list)
@@ -331,7 +334,11 @@ def gate_result(
     scorecard = Scorecard.model_validate(run.scorecard)
     recorded = resampled_cases(run.settings)
     verdict = judge(
-        results.cases, scorecard, resampled=recorded, regression=regression_of(engine, results)
+        results.cases,
+        scorecard,
+        resampled=recorded,
+        regression=regression_of(engine, results),
+        pricing=run_pricing(run),
     )
     if report_path is not None:
         from evalcore.report.html import write_report
@@ -357,6 +364,7 @@ def gate_result(
         flaky=verdict.flaky,
         results=summary.results,
         errors=summary.errors,
+        errored=summary.errored,
         run_seconds=run_seconds,
         sequential_rule=verdict.sequential_rule,
         resampled=[ResampledLine(**d.__dict__) for d in verdict.sequential],

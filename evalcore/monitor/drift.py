@@ -56,6 +56,7 @@ from scipy import stats
 
 from evalcore.monitor.sequential import PairedNight, e_bh, e_value, paired_night
 from evalcore.results.loader import CaseResults, RunResults, SampleResult, collector_paused
+from evalcore.results.pricing import run_pricing
 from evalcore.suite.scorecard import Budgets, DriftSettings
 
 __all__ = [
@@ -429,8 +430,11 @@ def _route_tests(
     pairs: Sequence[tuple[CaseResults, CaseResults]],
     settings: DriftSettings,
     budgets: Budgets | None,
+    costs_known: bool = True,
 ) -> list[_Test]:
-    """Latency, cost per case and error rate of the route over the comparable cases."""
+    """Latency, cost per case and error rate of the route over the comparable cases; the
+    cost only when both runs could price their calls (an unknown cost reads as $0, and
+    moving to an unpriced model is no drop in cost)."""
     base_samples = [s for base, _ in pairs for s in base.samples]
     cur_samples = [s for _, cur in pairs for s in cur.samples]
     tests: list[_Test] = []
@@ -442,9 +446,10 @@ def _route_tests(
     )
     if latency is not None:
         tests.append(latency)
-    cost = _cost_test(base_samples, cur_samples, len(pairs), settings, budgets)
-    if cost is not None:
-        tests.append(cost)
+    if costs_known:
+        cost = _cost_test(base_samples, cur_samples, len(pairs), settings, budgets)
+        if cost is not None:
+            tests.append(cost)
     base_errors = sum(1 for s in base_samples if s.passed is None)
     cur_errors = sum(1 for s in cur_samples if s.passed is None)
     errors = _rate_test(
@@ -829,7 +834,8 @@ def _analyse(
             )
             if test is not None:
                 tests.append(test)
-    tests += _route_tests(pairs, settings, budgets)
+    costs_known = run_pricing(current.run).cost_known and run_pricing(baseline.run).cost_known
+    tests += _route_tests(pairs, settings, budgets, costs_known)
 
     # One family: every per-night p-value above, adjusted together.
     family = [t.p for t in tests] + case_ps

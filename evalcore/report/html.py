@@ -1,5 +1,7 @@
 """The HTML report of a run: verdict, criteria, failed cases with input, expectation,
-output and reasons, and latency and cost histograms as inline SVG.
+output and reasons, errored cases with their class, per-set pass rates per case and per
+sample, and latency and cost histograms as inline SVG (a cost the run could not price is
+shown as unknown, with why, and draws no histogram).
 
 Self-contained on purpose: no script, font or stylesheet is fetched, so the file opens
 from a CI artifact store or an e-mail with no network.
@@ -95,8 +97,13 @@ def render_report(engine: Engine, run: RunRow, summary: RunSummary, verdict: Run
         latency=histogram(
             [r.latency_ms for r in rows if r.latency_ms is not None], title="Latency", unit="ms"
         ),
+        # An unknown cost has no distribution: its zeros are no cost (`summary.cost_unknown`).
         cost=histogram(
-            [r.cost_usd for r in rows if r.passed is not None], title="Cost per call", unit="USD"
+            [r.cost_usd for r in rows if r.passed is not None]
+            if summary.cost_usd is not None
+            else [],
+            title="Cost per call",
+            unit="USD",
         ),
     )
 

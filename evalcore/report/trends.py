@@ -3,6 +3,11 @@ with four inline SVG line charts: pass rate, p95 latency, cost per run and error
 a fifth, pass^k, when some night's cases have two or more samples (the table then shows
 pass^k with its k, and pass@k; a night without such cases shows "—").
 
+The pass rate is per case, under the scorecard's samples rule (what the verdict judges);
+the per-sample rate is shown beside it, labelled "per sample". A night whose run could
+not price its calls shows its cost as "unknown", with why, and has no point on the cost
+chart.
+
 Like the run report, the page fetches nothing (no script, font or stylesheet), so it opens
 from a CI artifact store or an e-mail with no network. Where the scorecard sets a threshold
 or a budget for a chart, it is drawn as a dashed line.
@@ -71,6 +76,26 @@ def _ms(value: float | None) -> str:
 
 def _usd(value: float | None) -> str:
     return "—" if value is None else f"${value:.4f}"
+
+
+def _cost(point: NightPoint) -> str:
+    """The night's cost per run, "unknown" when its run could not price its calls."""
+    return "unknown" if point.cost_unknown else _usd(point.cost_usd)
+
+
+def _cost_per_case(point: NightPoint) -> str:
+    if point.cost_unknown:
+        return "unknown"
+    return "—" if point.cost_per_case_usd is None else f"${point.cost_per_case_usd:.6f}"
+
+
+def cost_notes(points: Sequence[NightPoint]) -> list[str]:
+    """Why some nights' cost is unknown, each reason once, with how many nights it hit."""
+    counts: dict[str, int] = {}
+    for p in points:
+        if p.cost_unknown:
+            counts[p.cost_unknown] = counts.get(p.cost_unknown, 0) + 1
+    return [f"cost unknown on {n} night(s): {why}" for why, n in counts.items()]
 
 
 def _k_figure(value: float | None, k: int | None) -> str:
@@ -172,7 +197,7 @@ def trend_charts(
         line_chart(
             points,
             key="pass_rate",
-            title=f"Pass rate ({set_name})",
+            title=f"Pass rate per case ({set_name})",
             axis="pass rate",
             value=lambda p: p.pass_rate,
             fmt=_pct,
@@ -180,6 +205,11 @@ def trend_charts(
             limit=threshold.min_pass_rate if threshold is not None else None,
             limit_label="threshold",
             rate=True,
+            note=lambda p: (
+                f" (per sample {_pct(p.sample_pass_rate)})"
+                if p.sample_pass_rate is not None
+                else ""
+            ),
         ),
         line_chart(
             points,
@@ -236,7 +266,13 @@ def trend_charts(
 def trends_table(points: Sequence[NightPoint], *, route: str) -> Table:
     table = Table(title=f"{route}  ·  nightly trend, oldest first", title_justify="left")
     with_k = has_k_figures(points)
-    columns = ["night", "run", "pass rate", *(["pass^k", "pass@k"] if with_k else [])]
+    columns = [
+        "night",
+        "run",
+        "pass rate",
+        "per sample",
+        *(["pass^k", "pass@k"] if with_k else []),
+    ]
     for column in (*columns, "p95", "cost", "error rate"):
         table.add_column(column, justify="left" if column in ("night", "run") else "right")
     for p in points:
@@ -245,13 +281,23 @@ def trends_table(points: Sequence[NightPoint], *, route: str) -> Table:
             p.night.isoformat(),
             p.run_id[:12] + (f" (+{p.runs - 1})" if p.runs > 1 else ""),
             _pct(p.pass_rate),
+            _pct(p.sample_pass_rate),
             *k_cells,
             _ms(p.latency_p95_ms),
-            _usd(p.cost_usd),
+            _cost(p),
             _pct(p.error_rate),
         )
     if not points:
         table.caption = "no finished runs in the window"
+    else:
+        table.caption = "; ".join(
+            [
+                "pass rate: cases passed / decided under the samples rule; "
+                "per sample: samples passed / scored",
+                *cost_notes(points),
+            ]
+        )
+    table.caption_justify = "left"
     return table
 
 
@@ -272,6 +318,9 @@ def render_trends(
         has_scorecard=scorecard is not None,
         with_k=has_k_figures(points),
         k_figure=_k_figure,
+        cost=_cost,
+        cost_per_case=_cost_per_case,
+        cost_notes=cost_notes(points),
         box={
             "width": WIDTH,
             "height": HEIGHT,

@@ -46,9 +46,12 @@ class RunOverview:
             "dataset": self.run.dataset_hash,
             "status": self.run.status,
             "verdict": self.verdict_value,
+            # Per case under the samples rule, as the verdict judges; per sample beside it.
             "pass_rates": {s.set: s.pass_rate for s in self.summary.sets},
+            "sample_pass_rates": {s.set: s.sample_pass_rate for s in self.summary.sets},
             "latency_p95_ms": self.summary.latency_p95_ms,
-            "cost_usd": self.summary.cost_usd,
+            "cost_usd": self.summary.cost_usd,  # None: unknown, `cost_unknown` says why
+            "cost_unknown": self.summary.cost_unknown,
             "results": self.summary.results,
             "errors": self.summary.errors,
         }

@@ -66,6 +66,16 @@ class FailedSample:
 
 
 @dataclass(frozen=True)
+class ErroredSample:
+    """A sample that got no verdict: the target's (or a scorer's) error, by class."""
+
+    case_id: str
+    sample: int
+    error_class: str
+    message: str
+
+
+@dataclass(frozen=True)
 class RunResults:
     """A run's results by case, with each case's hash in the run's dataset version.
 
@@ -79,6 +89,7 @@ class RunResults:
     hashes: dict[str, str] | None
     errors_by_class: dict[str, int] = field(default_factory=dict)
     failures: list[FailedSample] = field(default_factory=list)  # the first ones, if asked
+    errored: list[ErroredSample] = field(default_factory=list)  # the first ones, if asked
 
     @property
     def run_id(self) -> str:
@@ -98,6 +109,7 @@ class StreamedResults:
     cases: Iterator[CaseResults]
     errors_by_class: dict[str, int]
     failures: list[FailedSample]
+    errored: list[ErroredSample] = field(default_factory=list)
 
 
 @contextmanager
@@ -126,6 +138,10 @@ _FAILURES_SQL = (
     "SELECT case_id, sample, scores FROM case_result WHERE run_id = {marker} AND NOT passed "
     "ORDER BY case_id, sample LIMIT {marker}"
 )
+_ERRORED_SQL = (
+    "SELECT case_id, sample, error_class, error_message FROM case_result "
+    "WHERE run_id = {marker} AND passed IS NULL ORDER BY case_id, sample LIMIT {marker}"
+)
 _PASSED: dict[object, bool | None] = {None: None, 0: False, 1: True}  # SQLite's 0/1, PG's bools
 
 
@@ -133,12 +149,19 @@ def load_results(
     engine: Engine, run: RunRow | str, *, failures: int = 0, hashes: bool = False
 ) -> RunResults:
     """The results of `run` (a row already read, or an id or unique id prefix) by case, plus
-    the scores of its first `failures` failed samples and its dataset's case hashes, when
-    asked. An unknown run is a KeyError."""
+    the scores of its first `failures` failed samples, the errors of as many errored ones,
+    and its dataset's case hashes, when asked. An unknown run is a KeyError."""
     with collector_paused(), read_results(engine, run, failures=failures) as streamed:
         case_hashes = _case_hashes(engine, streamed.run) if hashes else None
         cases = list(streamed.cases)
-    return RunResults(streamed.run, cases, case_hashes, streamed.errors_by_class, streamed.failures)
+    return RunResults(
+        streamed.run,
+        cases,
+        case_hashes,
+        streamed.errors_by_class,
+        streamed.failures,
+        streamed.errored,
+    )
 
 
 @contextmanager
@@ -147,7 +170,8 @@ def read_results(
 ) -> Iterator[StreamedResults]:
     """The results of `run` as they are read, case by case, in one query: the rows are
     fetched in batches and grouped as they come, so summing a run of 100,000 results needs
-    no more memory than one batch."""
+    no more memory than one batch. `failures`: how many failed samples (with their scores)
+    and errored ones (with their class and message) to read first."""
     if isinstance(run, str):
         found = get_run(engine, run)
         if found is None:
@@ -162,10 +186,17 @@ def read_results(
                 FailedSample(case_id, sample, orjson.loads(scores) if scores else {})
                 for case_id, sample, scores in cursor.fetchall()
             ]
+        errored: list[ErroredSample] = []
+        if failures > 0:
+            cursor.execute(_ERRORED_SQL.format(marker=marker), (run.id, failures))
+            errored = [
+                ErroredSample(case_id, sample, error_class or "error", message or "")
+                for case_id, sample, error_class, message in cursor.fetchall()
+            ]
         cursor.execute(_RESULTS_SQL.format(marker=marker), (run.dataset_hash, run.id))
         errors_by_class: dict[str, int] = {}
         yield StreamedResults(
-            run, _cases(_batches(cursor), errors_by_class), errors_by_class, failed
+            run, _cases(_batches(cursor), errors_by_class), errors_by_class, failed, errored
         )
 
 

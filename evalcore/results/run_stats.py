@@ -1,10 +1,12 @@
 """A finished run in a few numbers (one `run_stats` row), so trends never rescan results.
 
 Taken from the run's summary, so counted the same way: errors are never failures, a pass
-rate is passed / (passed + failed) and is None when nothing was scored; the error rate is
-errors over all results. Latency percentiles are over the calls that got a reply (latency
-recorded), cost is the target's (the judge's is kept apart) and the cost per case divides
-it by the number of distinct cases.
+rate is per case under the scorecard's samples rule (None when no case was decided) and
+the per-sample rate, passed / (passed + failed) samples, is kept beside it; the error
+rate is errors over all results. Latency percentiles are over the calls that got a reply
+(latency recorded), cost is the target's (the judge's is kept apart) and the cost per
+case divides it by the number of distinct cases. A cost the run could not price is named
+in `unpriced` and its cost per case is None.
 
 pass@k and pass^k (`evalcore.results.reliability`: the same estimators, cases and k) are
 taken in the same pass: each case's (scored samples, passes) is counted while the summary
@@ -30,7 +32,7 @@ from evalcore.results.loader import (
     read_results,
 )
 from evalcore.results.reliability import pass_at_k, pass_hat_k
-from evalcore.results.summary import summarize
+from evalcore.results.summary import rate, summarize
 from evalcore.store.tables import RunRow, RunStatsRow, utcnow
 
 STATS_TABLE = RunStatsRow.__table__  # type: ignore[attr-defined]
@@ -102,22 +104,29 @@ def compute_run_stats(results: RunResults | StreamedResults) -> RunStatsRow:
     run = results.run
     tally = SampleTally()
     counted = StreamedResults(
-        run, tally.counted(results.cases), results.errors_by_class, results.failures
+        run, tally.counted(results.cases), results.errors_by_class, results.failures, []
     )
     summary = summarize(counted)
     passed = sum(s.passed for s in summary.sets)
     cases = sum(s.cases for s in summary.sets)
-    scored = passed + summary.failed
+    cases_passed = sum(s.cases_passed for s in summary.sets)
+    cases_failed = sum(s.cases_failed for s in summary.sets)
     overall = k_figures(tally.of_run())
     set_stats: dict[str, Any] = {}
     for set_summary in summary.sets:
         figures = k_figures(tally.of_set(set_summary.set))
         set_stats[set_summary.set] = {
             "pass_rate": set_summary.pass_rate,
+            "sample_pass_rate": set_summary.sample_pass_rate,
             "k": figures.k if figures else None,
             "pass_at_k": figures.pass_at_k if figures else None,
             "pass_hat_k": figures.pass_hat_k if figures else None,
         }
+    unpriced = {
+        name: why
+        for name, why in (("target", summary.cost_unknown), ("judge", summary.judge_cost_unknown))
+        if why
+    }
     return RunStatsRow(
         run_id=run.id,
         route=run.route,
@@ -127,13 +136,19 @@ def compute_run_stats(results: RunResults | StreamedResults) -> RunStatsRow:
         passed=passed,
         failed=summary.failed,
         errors=summary.errors,
-        pass_rate=passed / scored if scored else None,
+        cases_passed=cases_passed,
+        cases_failed=cases_failed,
+        pass_rate=rate(cases_passed, cases_failed),
+        sample_pass_rate=rate(passed, summary.failed),
         error_rate=summary.errors / summary.results if summary.results else None,
         latency_p50_ms=summary.latency_p50_ms,
         latency_p95_ms=summary.latency_p95_ms,
-        cost_usd=summary.cost_usd,
-        judge_cost_usd=summary.judge_cost_usd,
-        cost_per_case_usd=summary.cost_usd / cases if cases else None,
+        cost_usd=summary.cost_usd or 0.0,
+        judge_cost_usd=summary.judge_cost_usd or 0.0,
+        cost_per_case_usd=(
+            summary.cost_usd / cases if cases and summary.cost_usd is not None else None
+        ),
+        unpriced=unpriced,
         reliability_k=overall.k if overall else None,
         pass_at_k=overall.pass_at_k if overall else None,
         pass_hat_k=overall.pass_hat_k if overall else None,
@@ -170,7 +185,8 @@ def record_run_stats(engine: Engine, run_id: str) -> RunStatsRow:
 def ensure_run_stats(engine: Engine, *, route: str, since: dt.datetime) -> int:
     """Record the stats of the route's finished runs created since `since` that have none
     (runs from before stats were recorded) or whose row predates the per-set figures
-    (`set_stats` NULL); returns how many were computed."""
+    (`set_stats` NULL) or the per-case pass rate (`cases_passed` NULL); returns how many
+    were computed."""
     r, s = RUN_TABLE.c, STATS_TABLE.c
     with engine.connect() as conn:
         missing = conn.execute(
@@ -180,7 +196,7 @@ def ensure_run_stats(engine: Engine, *, route: str, since: dt.datetime) -> int:
                 r.route == route,
                 r.status == "finished",
                 r.created_at >= as_utc(since),
-                or_(s.run_id.is_(None), s.set_stats.is_(None)),
+                or_(s.run_id.is_(None), s.set_stats.is_(None), s.cases_passed.is_(None)),
             )
             .order_by(r.created_at)
         ).all()

@@ -7,9 +7,12 @@ were. Only run and run_stats rows are read, never case results, so 90 nights of 
 thousands of results each cost two small queries; runs from before stats were recorded
 get theirs computed once, on the first trend that needs them.
 
-A night's pass@k and pass^k (`evalcore.results.reliability`) are over its run's cases with
-two or more scored samples, with k the smallest such sample count; all three are None on a
-night whose cases have one sample each.
+A night's pass rate is per case, under the scorecard's samples rule (what the verdict
+judges), with the per-sample rate beside it; with one sample per case the two are equal.
+Its cost is None when the run could not price its calls (`cost_unknown` says why). Its
+pass@k and pass^k (`evalcore.results.reliability`) are over its run's cases with two or
+more scored samples, with k the smallest such sample count; all three are None on a night
+whose cases have one sample each.
 """
 
 from __future__ import annotations
@@ -32,12 +35,14 @@ class NightPoint:
     run_id: str
     runs: int  # finished runs of the route and set that night; the point is the last one
     results: int
-    pass_rate: float | None
+    pass_rate: float | None  # per case; None when no case was decided
     latency_p50_ms: float | None
     latency_p95_ms: float | None
-    cost_usd: float
+    cost_usd: float | None  # None: unknown (see `cost_unknown`)
     cost_per_case_usd: float | None
     error_rate: float | None
+    sample_pass_rate: float | None = None  # per sample
+    cost_unknown: str | None = None  # why the night's cost is unknown
     reliability_k: int | None = None  # the k of pass@k and pass^k; None: no k-sample cases
     pass_at_k: float | None = None
     pass_hat_k: float | None = None
@@ -84,6 +89,8 @@ def nightly_trend(
                 r.created_at,
                 s.results,
                 s.pass_rate,
+                s.sample_pass_rate,
+                s.unpriced,
                 s.latency_p50_ms,
                 s.latency_p95_ms,
                 s.cost_usd,
@@ -114,6 +121,7 @@ def nightly_trend(
     for night in sorted(nights):
         runs = nights[night]
         last = runs[-1]  # ordered by start time
+        cost_unknown = (last.unpriced or {}).get("target")
         points.append(
             NightPoint(
                 night=night,
@@ -121,10 +129,12 @@ def nightly_trend(
                 runs=len(runs),
                 results=int(last.results),
                 pass_rate=last.pass_rate,
+                sample_pass_rate=last.sample_pass_rate,
                 latency_p50_ms=last.latency_p50_ms,
                 latency_p95_ms=last.latency_p95_ms,
-                cost_usd=float(last.cost_usd),
-                cost_per_case_usd=last.cost_per_case_usd,
+                cost_usd=None if cost_unknown else float(last.cost_usd),
+                cost_per_case_usd=None if cost_unknown else last.cost_per_case_usd,
+                cost_unknown=cost_unknown,
                 error_rate=last.error_rate,
                 reliability_k=last.reliability_k,
                 pass_at_k=last.pass_at_k,

@@ -5,6 +5,11 @@ errors exceed the scorecard's error budget, or a criterion cannot be measured (a
 case that only errored, a set with nothing scored), the verdict is inconclusive, never
 pass. It reads nothing itself: it judges results `results.loader` has read.
 
+A cost the run could not price (a model with no entry under `prices`, `results.pricing`)
+makes every cost budget over it not measurable: listed as such, with the model, and the
+verdict inconclusive, never pass, while such a budget is set. With no cost budget set the
+unknown cost changes no verdict; it is shown as unknown wherever cost is shown.
+
 On a route marked nondeterministic (`samples.nondeterministic`), a blocking case that
 fails by the samples rule is judged by Wald's sequential test on all its samples
 (`results.sequential`): healthy passes, broken fails, undecided makes the verdict
@@ -19,47 +24,47 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 import numpy as np
 
 from evalcore.results.loader import CaseResults, RunResults, SampleResult
+from evalcore.results.outcomes import (
+    RESAMPLED_KEY,
+    RESAMPLED_SET,
+    case_outcomes,
+    case_passed,
+    resampled_cases,
+)
+from evalcore.results.pricing import PRICED, Pricing, run_pricing
 from evalcore.results.regression import Regression
 from evalcore.results.reliability import Reliability, reliability
-from evalcore.results.sequential import CaseDecision, Decision, SequentialTest, decide_case
-from evalcore.suite.scorecard import SampleRule, Scorecard
+from evalcore.results.sequential import CaseDecision, Decision, SequentialTest
+from evalcore.suite.scorecard import Scorecard
 
-# The set whose failing cases a gate re-samples on a nondeterministic route.
-RESAMPLED_SET = "blocking"
-# In a run's settings: case id -> the case's own sample count, for each case the gate
-# re-sampled (the samples past that count are extra).
-RESAMPLED_KEY = "resampled"
+__all__ = [
+    "NOT_MEASURABLE",
+    "RESAMPLED_KEY",
+    "RESAMPLED_SET",
+    "Criterion",
+    "RunVerdict",
+    "Verdict",
+    "case_outcomes",
+    "case_passed",
+    "judge",
+    "judge_run",
+    "own_samples",
+    "resampled_cases",
+]
+
+
+# What a cost criterion measures when the route's calls could not be priced.
+NOT_MEASURABLE = "not measurable"
 
 
 class Verdict(StrEnum):
     passed = "pass"
     failed = "fail"
     inconclusive = "inconclusive"
-
-
-def case_passed(case: CaseResults, rule: SampleRule) -> bool | None:
-    """How the samples combine (the scorecard's `samples` rule); None when nothing scored.
-
-    With `all`, an errored sample leaves the case undecided unless another sample already
-    failed it. With `at_least m`, m is capped at the samples the case has.
-    """
-    scored = case.scored
-    if rule.mode == "all":
-        if not all(scored):
-            return False
-        return None if case.errors or not scored else True
-    needed = min(rule.min_passes or 1, len(case.samples))
-    passes = sum(scored)
-    if passes >= needed:
-        return True
-    if passes + case.errors >= needed:
-        return None  # the errored samples could still have made it
-    return False
 
 
 @dataclass(frozen=True)
@@ -77,7 +82,7 @@ class RunVerdict:
     criteria: list[Criterion]
     flaky: list[str] = field(default_factory=list)
     reason: str = ""
-    judge_cost_usd: float = 0.0
+    judge_cost_usd: float | None = 0.0  # None: the judge's calls could not be priced
     # The failing blocking cases of a nondeterministic route, each judged sequentially.
     sequential: list[CaseDecision] = field(default_factory=list)
     sequential_rule: str = ""  # the test and its error rates, when the route is nondeterministic
@@ -96,41 +101,6 @@ class RunVerdict:
     def outcome_of(self, case_id: str) -> Decision | None:
         """The sequential decision on a re-sampled case, None for any other case."""
         return next((d.decision for d in self.sequential if d.case_id == case_id), None)
-
-
-def resampled_cases(settings: Mapping[str, Any]) -> dict[str, int]:
-    """The cases a gate re-sampled, each with its own sample count, from a run's settings."""
-    recorded = settings.get(RESAMPLED_KEY) or {}
-    return {str(case_id): int(planned) for case_id, planned in recorded.items()}
-
-
-def case_outcomes(
-    cases: Iterable[CaseResults], rule: SampleRule, resampled: Mapping[str, int] | None = None
-) -> tuple[dict[str, bool | None], list[CaseDecision]]:
-    """Each case's outcome (None: undecided, by errors or by the sequential test), and the
-    sequential decisions of the failing blocking cases of a nondeterministic route.
-
-    A case in `resampled` failed with its own samples (that is why it was re-sampled) and
-    is judged on all of them; any other case by the samples rule first.
-    """
-    resampled = resampled or {}
-    test = SequentialTest.of(rule) if rule.nondeterministic else None
-    outcomes: dict[str, bool | None] = {}
-    decisions: list[CaseDecision] = []
-    for case in cases:
-        planned = resampled.get(case.case_id)
-        outcome = case_passed(case, rule) if planned is None else False
-        if test is not None and outcome is False and case.set == RESAMPLED_SET:
-            decision = decide_case(
-                test,
-                case.case_id,
-                [s.passed for s in case.samples],
-                len(case.samples) if planned is None else planned,
-            )
-            decisions.append(decision)
-            outcome = {Decision.healthy: True, Decision.broken: False}.get(decision.decision)
-        outcomes[case.case_id] = outcome
-    return outcomes, sorted(decisions, key=lambda d: d.case_id)
 
 
 def own_samples(cases: Iterable[CaseResults], resampled: Mapping[str, int]) -> list[CaseResults]:
@@ -202,31 +172,32 @@ def _cost_criteria(
     samples: Sequence[SampleResult],
     per_case_usd: float | None,
     per_run_usd: float | None,
+    pricing: Pricing,
 ) -> list[Criterion]:
-    """`cost per case (mean)` and `cost per run` of these samples, where limited; judge apart."""
+    """`cost per case (mean)` and `cost per run` of these samples, where limited; judge apart.
+    Not measurable (held None) when the route's calls could not be priced."""
     cost = sum(s.cost_usd for s in samples)
     judge_cost = sum(s.judge_cost_usd for s in samples)
     criteria: list[Criterion] = []
-    if per_case_usd is not None:
-        mean = cost / case_count if case_count else 0.0
-        criteria.append(
-            Criterion(
-                f"{prefix}cost per case (mean)",
-                f"<= ${per_case_usd:g}",
-                f"${mean:.6f}",
-                mean <= per_case_usd,
-                f"judge ${judge_cost:.6f} apart",
-            )
+    limits = (
+        ("cost per case (mean)", per_case_usd, cost / case_count if case_count else 0.0, 6),
+        ("cost per run", per_run_usd, cost, 4),
+    )
+    for label, limit, value, digits in limits:
+        if limit is None:
+            continue
+        name, threshold = f"{prefix}{label}", f"<= ${limit:g}"
+        if pricing.target is not None:
+            detail = f"{pricing.target}: the cost is unknown, so the budget cannot be checked"
+            criteria.append(Criterion(name, threshold, NOT_MEASURABLE, None, detail))
+            continue
+        judge_note = (
+            f"judge ${judge_cost:.{digits}f} apart"
+            if pricing.judge is None
+            else f"judge cost unknown: {pricing.judge}"
         )
-    if per_run_usd is not None:
         criteria.append(
-            Criterion(
-                f"{prefix}cost per run",
-                f"<= ${per_run_usd:g}",
-                f"${cost:.4f}",
-                cost <= per_run_usd,
-                f"judge ${judge_cost:.4f} apart",
-            )
+            Criterion(name, threshold, f"${value:.{digits}f}", value <= limit, judge_note)
         )
     return criteria
 
@@ -281,12 +252,14 @@ def judge(
     *,
     resampled: Mapping[str, int] | None = None,
     regression: Regression | None = None,
+    pricing: Pricing = PRICED,
 ) -> RunVerdict:
     """The verdict of a run's case results against the scorecard.
 
     `resampled`: the cases the gate re-sampled with their own sample counts (see
     `RESAMPLED_KEY`); `regression`: the paired comparison with an earlier run, when the
-    scorecard asks for one.
+    scorecard asks for one; `pricing`: the costs the run could not price (`run_pricing`),
+    whose budgets are then not measurable.
     """
     cases = list(cases)
     resampled = dict(resampled or {})
@@ -343,7 +316,7 @@ def judge(
         criteria.append(_regression_criterion(regression))
     criteria += _latency_criteria("", samples, budgets.latency_p50_ms, budgets.latency_p95_ms)
     criteria += _cost_criteria(
-        "", len(cases), samples, budgets.cost_per_case_usd, budgets.cost_per_run_usd
+        "", len(cases), samples, budgets.cost_per_case_usd, budgets.cost_per_run_usd, pricing
     )
     for set_name in present_sets:
         set_budget = budgets.sets.get(set_name)
@@ -361,8 +334,9 @@ def judge(
             set_samples,
             set_budget.cost_per_case_usd,
             set_budget.cost_per_run_usd,
+            pricing,
         )
-    judge_cost = sum(s.judge_cost_usd for s in samples)
+    judge_cost = sum(s.judge_cost_usd for s in samples) if pricing.judge_cost_known else None
     flaky = sorted(c.case_id for c in cases if c.flaky)
     if criteria[0].held is False:
         verdict, reason = (
@@ -376,8 +350,11 @@ def judge(
         names = ", ".join(c.name for c in criteria if c.held is False)
         verdict, reason = Verdict.failed, f"failed: {names}"
     elif any(c.held is None for c in criteria):
-        names = ", ".join(c.name for c in criteria if c.held is None)
+        unmeasured = [c for c in criteria if c.held is None]
+        names = ", ".join(c.name for c in unmeasured)
         verdict, reason = Verdict.inconclusive, f"could not be measured: {names}"
+        if pricing.target is not None and any(c.measured == NOT_MEASURABLE for c in unmeasured):
+            reason += f" ({pricing.target}: the cost is unknown)"
     else:
         verdict, reason = Verdict.passed, "every criterion held"
     return RunVerdict(
@@ -395,10 +372,12 @@ def judge(
 
 def judge_run(results: RunResults, *, regression: Regression | None = None) -> RunVerdict:
     """The verdict against the scorecard snapshot stored with the run, not today's file,
-    with the cases its gate re-sampled as the run's settings record them."""
+    with the cases its gate re-sampled as the run's settings record them and the costs it
+    could not price."""
     return judge(
         results.cases,
         Scorecard.model_validate(results.run.scorecard),
         resampled=resampled_cases(results.run.settings),
         regression=regression,
+        pricing=run_pricing(results.run),
     )

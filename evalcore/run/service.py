@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from evalcore.results.pricing import UNPRICED_KEY, missing_prices
 from evalcore.results.run_stats import record_run_stats
 from evalcore.run.engine import Counters, EngineOptions, execute, extra_items, work_items
 from evalcore.run.retry import RetryPolicy
@@ -193,6 +194,14 @@ def prepare_run(engine: Engine, suite: Suite, request: RunRequest) -> RunRow:
         names = ", ".join(s.value for s in request.sets)
         raise RunSetupError(f"the suite has no cases in set {names}")
     record_dataset(engine, suite)
+    # What the run cannot price, known now: the model it calls (after --model) and the
+    # judge, when a case asks for one, each without an entry under `prices`.
+    settings[UNPRICED_KEY] = missing_prices(
+        scorecard.prices,
+        target_model=config.model,
+        judge_model=scorecard.judge.model if scorecard.judge else None,
+        judged=scorecard.judge is not None and any(c.expect.judge for c in cases),
+    ).as_json()
     stored_scorecard = scorecard.model_dump(mode="json")
     stored_scorecard["target"] = _stored_endpoint(stored_scorecard["target"])
     if stored_scorecard.get("judge"):

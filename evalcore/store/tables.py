@@ -130,7 +130,13 @@ class BaselineRow(SQLModel, table=True):
 
 
 class RunStatsRow(SQLModel, table=True):
-    """A finished run in a few numbers, computed once, so trends read one row per run."""
+    """A finished run in a few numbers, computed once, so trends read one row per run.
+
+    `passed`, `failed` and `errors` count samples; `pass_rate` is per case (the cases that
+    passed under the scorecard's samples rule over those it decided, as the verdict
+    judges), `sample_pass_rate` per sample. A cost named in `unpriced` is unknown: its
+    `cost_usd` / `judge_cost_usd` hold only what was priced (nothing) and are no cost.
+    """
 
     __tablename__ = "run_stats"
     __table_args__ = (Index("ix_run_stats_route_created", "route", "created_at"),)
@@ -143,20 +149,29 @@ class RunStatsRow(SQLModel, table=True):
     passed: int = 0
     failed: int = 0
     errors: int = 0
-    pass_rate: float | None = None
+    # Cases passed and failed under the samples rule; None on a row computed before they
+    # were recorded (`ensure_run_stats` recomputes it from the run's results).
+    cases_passed: int | None = None
+    cases_failed: int | None = None
+    pass_rate: float | None = None  # per case; None when no case was decided
+    sample_pass_rate: float | None = None  # per sample; None when nothing was scored
     error_rate: float | None = None
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     cost_usd: float = 0.0
     judge_cost_usd: float = 0.0
-    cost_per_case_usd: float | None = None
+    cost_per_case_usd: float | None = None  # None also when the cost is unknown
+    # {"target": why, "judge": why} for each cost the run could not price ({} when none);
+    # see `evalcore.results.pricing`.
+    unpriced: dict[str, str] | None = Field(default=None, sa_column=Column(JSONText))
     # pass@k and pass^k of the whole run over its cases with two or more scored samples
     # (`evalcore.results.reliability`); None when no case has.
     reliability_k: int | None = None
     pass_at_k: float | None = None
     pass_hat_k: float | None = None
-    # Per set: {"pass_rate", "k", "pass_at_k", "pass_hat_k"}; None on a row computed before
-    # these figures were recorded (`ensure_run_stats` recomputes it).
+    # Per set: {"pass_rate" (per case), "sample_pass_rate", "k", "pass_at_k", "pass_hat_k"};
+    # None on a row computed before these figures were recorded (`ensure_run_stats`
+    # recomputes it).
     set_stats: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONText))
     computed_at: dt.datetime = Field(default_factory=utcnow)
 

@@ -8,6 +8,12 @@ the fix before a run does. Patterns are read by the standard library's own parse
 check sees exactly what `re` sees (verbose mode, escapes, sets). It looks for nested
 quantifiers only; the time limit covers the rest, such as overlapping alternatives.
 
+A model with no entry under the scorecard's `prices` (or a target that names no model)
+leaves the cost of every call unknown: runs say "unknown", never $0, and a cost budget
+cannot be checked (a gate with one is inconclusive). The target's model is warned about
+always, the judge's when a case asks for the judge. A `--model` given on the command line
+is not known here; a run against it reports an unpriced cost the same way.
+
 A tag threshold of `1 - x` tolerates a drop of `x`; when the tag's cases cannot detect a
 drop of `x` (`evalcore.suite.sensitivity`), the threshold promises more than a run of them
 can tell. Likewise a `drift.min_effect` smaller than what the monitoring set can detect
@@ -93,6 +99,89 @@ def _warning(file: Path, line: int | None, field: str, pattern: str) -> SuiteIss
 
 
 def suite_warnings(suite: Suite) -> list[SuiteIssue]:
+    """Every risky pattern of the cases and of the scorecard's refusal signal, and every
+    model the scorecard cannot price, in file order."""
+    warnings = pattern_warnings(suite) + price_warnings(suite)
+    warnings.sort(key=SuiteIssue.sort_key)
+    return warnings
+
+
+def price_warnings(suite: Suite) -> list[SuiteIssue]:
+    """The target's model, and the judge's when a case asks for the judge, where it has no
+    entry under `prices`: named at its line in scorecard.yaml."""
+    scorecard = suite.scorecard
+    budgets = scorecard.budgets
+    cost_budgets = [
+        f"budgets.{name}"
+        for name in ("cost_per_case_usd", "cost_per_run_usd")
+        if getattr(budgets, name) is not None
+    ] + [
+        f"budgets.sets.{set_name}.{name}"
+        for set_name, limits in sorted(budgets.sets.items())
+        for name in ("cost_per_case_usd", "cost_per_run_usd")
+        if getattr(limits, name) is not None
+    ]
+    found: list[tuple[YamlPath, str, str]] = []
+    model = scorecard.target.model
+    if model is None or model not in scorecard.prices:
+        consequence = (
+            f"the cost budgets ({', '.join(cost_budgets)}) cannot be checked, so a gate "
+            "with them is inconclusive"
+            if cost_budgets
+            else "no cost budget is set, so no verdict depends on it"
+        )
+        if model is None:
+            found.append(
+                (
+                    ("target",),
+                    "target",
+                    "the target names no model, so no entry under `prices` applies: runs "
+                    f"will report their cost as unknown, not $0, and {consequence}; name the "
+                    "model (`model:`) and give its price under `prices`",
+                )
+            )
+        else:
+            found.append(
+                (
+                    ("target", "model"),
+                    "target.model",
+                    f"model {model!r} has no price under `prices`: runs will report their "
+                    f"cost as unknown, not $0, and {consequence}; add `{model}: "
+                    "{input_per_mtok: ..., output_per_mtok: ...}` under `prices`",
+                )
+            )
+    judge = scorecard.judge
+    if (
+        judge is not None
+        and judge.model not in scorecard.prices
+        and any(case.expect.judge for case in suite.cases)
+    ):
+        found.append(
+            (
+                ("judge", "model"),
+                "judge.model",
+                f"model {judge.model!r} has no price under `prices`: runs will report the "
+                "judge's cost as unknown, not $0 (it is kept apart from the route's cost and "
+                f"its budgets); add `{judge.model}: {{input_per_mtok: ..., output_per_mtok: "
+                "...}` under `prices`",
+            )
+        )
+    if not found:
+        return []
+    scorecard_file = suite.root / "scorecard.yaml"
+    document = _yaml(scorecard_file)
+    return [
+        SuiteIssue(
+            scorecard_file,
+            None if document is None else document.lines.line_of(path),
+            field,
+            message,
+        )
+        for path, field, message in found
+    ]
+
+
+def pattern_warnings(suite: Suite) -> list[SuiteIssue]:
     """Every risky pattern of the cases and of the scorecard's refusal signal, in file order.
 
     Lines are looked up in the files only for the patterns flagged, and left out when a

@@ -64,10 +64,13 @@ class Graduation:
 
 @dataclass(frozen=True)
 class Measured:
+    """A run's latency and cost; the cost None (shown as unknown) when the run's model has
+    no price."""
+
     run_id: str
     latency_p50_ms: float | None
     latency_p95_ms: float | None
-    cost_usd: float
+    cost_usd: float | None
     cost_per_case_usd: float | None
 
 
@@ -119,12 +122,13 @@ def _latest_stats(
         rows = session.exec(stmt).all()
     for row in rows:
         if row.sets == [set_name]:
+            priced = not (row.unpriced or {}).get("target")
             return Measured(
                 row.run_id,
                 row.latency_p50_ms,
                 row.latency_p95_ms,
-                row.cost_usd,
-                row.cost_per_case_usd,
+                row.cost_usd if priced else None,
+                row.cost_per_case_usd if priced else None,
             )
     return None
 

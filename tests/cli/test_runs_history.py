@@ -15,12 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def deterministic_copy(tmp_path: Path) -> Path:
     """The example suite with its route not marked nondeterministic: one failing sample of
-    a case is then a failure, with no re-sampling to wait for (that is the gate's part)."""
+    a case is then a failure, with no re-sampling to wait for (that is the gate's part).
+    The reference target's versioned model names are priced like the plain one, so the
+    cost budgets can be checked for runs made with `--model support-assistant@...`."""
     work = tmp_path / "work"
     shutil.copytree(ROOT / "evals", work / "evals")
     scorecard = work / "evals" / "scorecard.yaml"
     text = scorecard.read_text()
-    assert "  nondeterministic: true\n" in text
+    priced = "  support-assistant: {input_per_mtok: 0.15, output_per_mtok: 0.60}\n"
+    assert "  nondeterministic: true\n" in text and priced in text
+    versions = "".join(
+        priced.replace("support-assistant:", f"support-assistant@{version}:")
+        for version in ("v1", "regressed-safety")
+    )
+    text = text.replace(priced, priced + versions)
     scorecard.write_text(text.replace("  nondeterministic: true\n", "  nondeterministic: false\n"))
     return work
 

@@ -672,3 +672,14 @@ def test_a_cost_change_needs_a_tenth_of_the_cost_budget() -> None:
         )
     )
     assert big.severity is Severity.high and "50% of the $0.004 per case budget" in big.detail
+
+
+def test_no_cost_drift_when_either_run_could_not_price_its_calls() -> None:
+    base = [case(f"c{i}", 10, cost=0.001) for i in range(20)]
+    unpriced = [case(f"c{i}", 10, cost=0.0) for i in range(20)]  # a model with no price
+    current = snapshot("c", unpriced)
+    current.run.settings = {"unpriced": {"target": "model 'm' has no price under `prices`"}}
+    assert drift(analyse(current, snapshot("b", base), SETTINGS)) == []
+    # The same figures, both runs priced: the drop is an alarm.
+    found = drift(analyse(snapshot("c", unpriced), snapshot("b", base), SETTINGS))
+    assert [f.metric for f in found] == ["cost_per_case"]

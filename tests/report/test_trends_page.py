@@ -25,6 +25,7 @@ def points() -> list[NightPoint]:
             runs=2 if day == 4 else 1,
             results=1000,
             pass_rate=0.9 + day / 100,
+            sample_pass_rate=0.95 + day / 200,
             latency_p50_ms=400.0,
             latency_p95_ms=900.0 + 10 * day,
             cost_usd=0.5 + day / 10,
@@ -76,7 +77,7 @@ def test_the_page_has_four_charts_with_a_dashed_line_per_limit(tmp_path: Path) -
     assert figure(html, "error_rate").count("<circle") == 4
     line = re.search(r'<path d="([^"]*)"', figure(html, "error_rate"))
     assert line is not None and line[1].count("M") == 2  # the line breaks at the gap
-    assert "2026-03-04 · run 04aaaaaaaaaa: 94.0% (2 runs that night" in html
+    assert "2026-03-04 · run 04aaaaaaaaaa: 94.0% (per sample 97.0%) (2 runs that night" in html
     assert "<td>2026-03-06</td><td>06aaaaaaaaaa</td>" in html  # the table under the charts
     assert "<script" not in html and "<link" not in html and 'src="http' not in html
     assert "http" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")

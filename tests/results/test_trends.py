@@ -167,12 +167,19 @@ def test_a_finished_run_has_stats_equal_to_its_summary(tmp_path: Path, db_url: s
     )
     assert stats.results == 120 and stats.failed > 0 and stats.errors > 0
     assert stats.pass_rate == monitoring.pass_rate
+    assert stats.sample_pass_rate == monitoring.sample_pass_rate
+    assert (stats.cases_passed, stats.cases_failed) == (
+        monitoring.cases_passed,
+        monitoring.cases_failed,
+    )
     assert stats.error_rate == pytest.approx(summary.errors / summary.results)
     assert stats.latency_p50_ms == pytest.approx(summary.latency_p50_ms)
     assert stats.latency_p95_ms == pytest.approx(summary.latency_p95_ms)
+    assert summary.cost_usd is not None  # the stub model is priced
     assert stats.cost_usd == pytest.approx(summary.cost_usd) and stats.cost_usd > 0
     assert stats.judge_cost_usd == pytest.approx(summary.judge_cost_usd)
     assert stats.cost_per_case_usd == pytest.approx(summary.cost_usd / monitoring.cases)
+    assert stats.unpriced == {}
     assert (stats.route, stats.sets) == ("bench", ["monitoring"])
     assert stats_count(engine) == 1
 
@@ -399,10 +406,19 @@ def test_stats_hold_pass_at_k_and_pass_hat_k_of_the_run_and_each_set(db_url: str
     # monitoring: k = 3 over m-1, m-2, m-3; blocking: k = 2 over b-1, b-2
     hat_monitoring = (1 + comb(3, 3) / comb(4, 3) + 0) / 3
     at_monitoring = (1 + 1 + 1) / 3
+    # Pass rate per case under the default rule (every sample must pass): b-2 of blocking,
+    # m-1 and m-4 of monitoring (m-3's error leaves it failed by its failed sample).
     assert stats.set_stats == {
-        "blocking": {"pass_rate": 4 / 5, "k": 2, "pass_at_k": 1.0, "pass_hat_k": 0.5},
+        "blocking": {
+            "pass_rate": 1 / 2,
+            "sample_pass_rate": 4 / 5,
+            "k": 2,
+            "pass_at_k": 1.0,
+            "pass_hat_k": 0.5,
+        },
         "monitoring": {
-            "pass_rate": 9 / 11,  # m-4 counts here; the error does not
+            "pass_rate": 2 / 4,
+            "sample_pass_rate": 9 / 11,  # m-4 counts here; the error does not
             "k": 3,
             "pass_at_k": pytest.approx(at_monitoring),
             "pass_hat_k": pytest.approx(hat_monitoring),
@@ -428,9 +444,15 @@ def test_a_run_of_single_samples_has_no_k_figures(db_url: str) -> None:
     assert stored is not None
     assert (stored.reliability_k, stored.pass_at_k, stored.pass_hat_k) == (None, None, None)
     assert stored.set_stats == {
-        "monitoring": {"pass_rate": 0.75, "k": None, "pass_at_k": None, "pass_hat_k": None}
+        "monitoring": {
+            "pass_rate": 0.75,
+            "sample_pass_rate": 0.75,  # one sample a case: the two rates agree
+            "k": None,
+            "pass_at_k": None,
+            "pass_hat_k": None,
+        }
     }
-    assert stats.pass_rate == stored.pass_rate == 0.75
+    assert stats.pass_rate == stored.pass_rate == stored.sample_pass_rate == 0.75
 
 
 def test_the_figures_come_from_the_one_pass_the_summary_makes(db_url: str) -> None:

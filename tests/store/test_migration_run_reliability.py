@@ -102,7 +102,9 @@ def test_rows_from_before_are_kept_then_recomputed_with_pass_hat_k(engine: Engin
 
     assert current_revision(engine) == head_revision()
     kept = stats_row(engine)
-    assert (kept["pass_rate"], kept["latency_p95_ms"]) == (pytest.approx(5 / 6), 432.0)
+    # The old per-sample rate is kept as such; the per-case one is left to the recompute.
+    assert (kept["sample_pass_rate"], kept["latency_p95_ms"]) == (pytest.approx(5 / 6), 432.0)
+    assert (kept["pass_rate"], kept["cases_passed"]) == (None, None)
     assert (kept["reliability_k"], kept["pass_hat_k"], kept["set_stats"]) == (None, None, None)
 
     # The run's results: two cases of three samples each, one of them failing once.
@@ -138,5 +140,11 @@ def test_rows_from_before_are_kept_then_recomputed_with_pass_hat_k(engine: Engin
     recomputed = stats_row(engine)
     assert recomputed["latency_p95_ms"] == pytest.approx(100.0)  # from the results now
     assert recomputed["set_stats"] == {
-        "monitoring": {"pass_rate": 5 / 6, "k": 3, "pass_at_k": 1.0, "pass_hat_k": 0.5}
+        "monitoring": {
+            "pass_rate": 1 / 2,  # b failed a sample: under "all" the case failed
+            "sample_pass_rate": 5 / 6,
+            "k": 3,
+            "pass_at_k": 1.0,
+            "pass_hat_k": 0.5,
+        }
     }

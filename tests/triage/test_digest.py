@@ -384,19 +384,23 @@ def test_the_latest_nightly_shows_pass_hat_k_beside_its_pass_rate(
     (nightly,) = digest.latest_nightly_sets
     assert digest.latest_nightly_run == run_id
     assert (nightly.set, nightly.k) == ("monitoring", 3)
-    assert nightly.pass_rate == pytest.approx((3 * cases - 1) / (3 * cases))
+    # Per case under "all": the flaky case failed; per sample: one sample of 3 x cases.
+    assert nightly.pass_rate == pytest.approx((cases - 1) / cases)
+    assert nightly.sample_pass_rate == pytest.approx((3 * cases - 1) / (3 * cases))
     assert nightly.pass_hat_k == pytest.approx((cases - 1) / cases)  # 2 of 3: pass^3 = 0
     assert nightly.pass_at_k == pytest.approx(1.0)
 
     shown = f"{nightly.pass_hat_k:.1%} (k=3)"
     markdown = render_markdown(digest)
-    assert f"| monitoring | {nightly.pass_rate:.1%} | {shown} | 100.0% (k=3) |" in markdown
+    per_case, per_sample = f"{nightly.pass_rate:.1%}", f"{nightly.sample_pass_rate:.1%}"
+    assert f"| monitoring | {per_case} | {per_sample} | {shown} | 100.0% (k=3) |" in markdown
     assert f"Run `{run_id[:12]}` of " in markdown
     blocks = digest_blocks(digest)
     (part,) = [b for b in blocks if b.get("block_id") == "part-nightly.text"]
     assert part["text"]["text"] == (
         f"*Latest nightly* `{run_id[:12]}` ({(NOW - dt.timedelta(days=9)):%Y-%m-%d})\n"
-        f"• monitoring: {nightly.pass_rate:.1%} passed; pass^3 {nightly.pass_hat_k:.1%} "
+        f"• monitoring: {per_case} of cases passed (per sample {per_sample}); "
+        f"pass^3 {nightly.pass_hat_k:.1%} "
         "(all 3 tries of a case pass), pass@3 100.0%"
     )
     assert block_errors(blocks) == []
@@ -411,9 +415,9 @@ def test_a_nightly_of_single_samples_shows_its_pass_rate_alone(db_url: str, suit
         "monitoring", 1.0, None, None,
     )  # fmt: skip
     markdown = render_markdown(digest)
-    assert "| monitoring | 100.0% |\n" in markdown and "pass^" not in markdown
+    assert "| monitoring | 100.0% | 100.0% |\n" in markdown and "pass^" not in markdown
     (part,) = [b for b in digest_blocks(digest) if b.get("block_id") == "part-nightly.text"]
-    assert part["text"]["text"].endswith("• monitoring: 100.0% passed")
+    assert part["text"]["text"].endswith("• monitoring: 100.0% of cases passed (per sample 100.0%)")
 
 
 def test_gather_on_an_empty_database_says_so(tmp_path: Path, suite: Suite) -> None:

@@ -101,3 +101,22 @@ def test_handover_shows_what_each_set_and_tag_can_detect(tmp_path: Path) -> None
         )
     else:  # the example's monitoring set is sized for the drops it must see
         assert "monitoring cannot detect" not in text
+
+
+def test_a_gate_of_a_model_with_no_price_shows_its_cost_as_unknown(db_url: str) -> None:
+    engine = get_engine(db_url)
+    suite = load_suite(EXAMPLE)
+    with ReferenceServer() as server:
+        request = GateRequest(
+            "r-unpriced",
+            target_url=server.base_url,
+            judge_url=server.base_url,
+            model="support-assistant@v1",  # served, but not under the scorecard's prices
+        )
+        run, _ = open_gate_run(engine, suite, request)
+        aio.run(execute_run(engine, suite, run))
+    text = handover_markdown(gather_handover(engine, suite))
+    cost_rows = [line for line in text.splitlines() if line.startswith("| cost per")]
+    assert len(cost_rows) == 2
+    # The last gate's column: unknown, not $0 (the budget column keeps the budget).
+    assert all(row.split("|")[3].strip() == "unknown (no price)" for row in cost_rows)

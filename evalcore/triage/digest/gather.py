@@ -8,11 +8,13 @@ scorecard's `drift.timezone`) and collects:
 - regressions: the failed criteria of those verdicts, and drift alarms (kind drift,
   severity low or above) of the window's monitoring runs, one per item ref, marked new
   when first seen inside the window;
-- the latest nightly run's pass rate per set, with its pass^k and k where the set's cases
-  have two or more samples (from the run's `run_stats` row);
+- the latest nightly run's pass rate per set, per case under the scorecard's samples rule
+  (what the verdict judges) with the per-sample rate beside it, and its pass^k and k
+  where the set's cases have two or more samples (from the run's `run_stats` row);
 - flaky cases of the latest nightly run, with their pass fractions on earlier nights;
 - backlog items received in the window (open ones listed, duplicates counted apart);
-- p95 latency and cost per run of the window's nights against the budgets, with the trend;
+- p95 latency and cost per run of the window's nights against the budgets, with the trend
+  (a night whose run could not price its calls has no cost, and the line says why);
 - every decision still pending, with its age: backlog items in state open, drift alarms
   and flaky cases of the latest nightly, none of them with a decision row. Each carries a
   stable ref, a short number for thread replies and the decisions that fit it; those
@@ -168,11 +170,12 @@ class FlakyCase(BaseModel):
 
 
 class NightlySet(BaseModel):
-    """One set of the latest nightly run: its pass rate, and pass@k and pass^k over its
-    cases with two or more samples (None, with k, when it has none)."""
+    """One set of the latest nightly run: its pass rate per case and per sample, and pass@k
+    and pass^k over its cases with two or more samples (None, with k, when it has none)."""
 
     set: str
-    pass_rate: float | None
+    pass_rate: float | None  # per case, under the samples rule
+    sample_pass_rate: float | None = None  # per sample
     k: int | None = None
     pass_at_k: float | None = None
     pass_hat_k: float | None = None
@@ -214,7 +217,8 @@ class BudgetLine(BaseModel):
     over_nights: int
     change: float | None  # relative change from the window's first night to its last
     trend: Literal["rising", "falling", "flat", "n/a"]
-    status: Literal["over", "within", "no budget", "no data"]
+    status: Literal["over", "within", "no budget", "no data", "unknown"]
+    unknown: str | None = None  # why the latest night's value is unknown (an unpriced model)
 
 
 class Digest(BaseModel):
@@ -469,11 +473,13 @@ def _latest_nightly(engine: Engine, route: str, end: dt.datetime) -> RunRow | No
 
 def _nightly_sets(engine: Engine, run_id: str) -> list[NightlySet]:
     """The run's figures per set from its `run_stats` row, computed first when the row is
-    missing or predates the per-set figures."""
+    missing or predates the per-set or per-case figures."""
+    s = STATS_TABLE.c
     with engine.connect() as conn:
-        set_stats = conn.execute(
-            select(STATS_TABLE.c.set_stats).where(STATS_TABLE.c.run_id == run_id)
-        ).scalar_one_or_none()
+        row = conn.execute(
+            select(s.set_stats, s.cases_passed).where(s.run_id == run_id)
+        ).one_or_none()
+    set_stats = row.set_stats if row is not None and row.cases_passed is not None else None
     if set_stats is None:
         set_stats = record_run_stats(engine, run_id).set_stats or {}
     return [NightlySet(set=name, **set_stats[name]) for name in sorted(set_stats)]
@@ -860,20 +866,25 @@ def _budget_line(
     label: str,
     budget: float | None,
     points: Sequence[tuple[dt.date, float | None]],
+    unknown: str | None = None,
 ) -> BudgetLine:
+    """The nights' values against the budget; `unknown`: why the latest night's value is
+    unknown (it then has none, and is neither over nor within)."""
     nights = [
         BudgetNight(night=night, value=value, over=budget is not None and (value or 0) > budget)
         for night, value in points
     ]
     values = [n.value for n in nights if n.value is not None]
-    latest = values[-1] if values else None
+    latest = values[-1] if values and unknown is None else None
     change: float | None = None
     trend: Literal["rising", "falling", "flat", "n/a"] = "n/a"
     if len(values) >= 2 and values[0] > 0:
         change = values[-1] / values[0] - 1
         trend = "rising" if change > 0.05 else "falling" if change < -0.05 else "flat"
-    status: Literal["over", "within", "no budget", "no data"]
-    if latest is None:
+    status: Literal["over", "within", "no budget", "no data", "unknown"]
+    if unknown is not None:
+        status = "unknown"
+    elif latest is None:
         status = "no data"
     elif budget is None:
         status = "no budget"
@@ -889,6 +900,7 @@ def _budget_line(
         change=change,
         trend=trend,
         status=status,
+        unknown=unknown,
     )
 
 
@@ -917,5 +929,6 @@ def _budgets(engine: Engine, scorecard: Scorecard, end: dt.datetime, days: int) 
             "cost per run",
             _limit(budgets.cost_per_run_usd, per_set.cost_per_run_usd if per_set else None),
             [(p.night, p.cost_usd) for p in points],
+            unknown=points[-1].cost_unknown if points else None,
         ),
     ]
