@@ -13,11 +13,9 @@ limit of a single failure still holds over HTTP).
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from typing import Literal
 
+from evalcore.results.loader import collector_paused
 from evalcore.triage.intake import IntakeError
 from evalcore.triage.traces.failures import TraceBatch, TraceFailure
 from evalcore.triage.traces.selection import DEFAULT_BELOW, FAILING_LABELS, Selection
@@ -60,7 +58,7 @@ def read_trace_failures(
     """The export's selected traces as validated failures, or `IntakeError`."""
     if len(data) > MAX_EXPORT_BYTES:
         raise export_too_large(len(data))
-    with _collector_paused():
+    with collector_paused():
         if trace_format == "otlp":
             from evalcore.triage.traces.otlp import read_otlp
 
@@ -68,17 +66,3 @@ def read_trace_failures(
         from evalcore.triage.traces.langfuse import read_langfuse
 
         return read_langfuse(data, selection, reporter=reporter, route=route)
-
-
-@contextlib.contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Reading an export allocates millions of small acyclic objects; the cyclic garbage
-    collector would walk them over and over (on 10,000 spans, 2-3x the reading time, and
-    growing faster than the export). Paused while reading, then back as it was."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
