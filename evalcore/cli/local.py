@@ -19,9 +19,22 @@ def up(
         bool, typer.Option(help="Start the bundled reference target as the default target.")
     ] = True,
     ui: Annotated[bool, typer.Option(help="Serve the Prefect UI.")] = True,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Deploy prefect.yaml to the evalcore process pool and start N workers, "
+            "instead of serving the deployments from one process.",
+        ),
+    ] = 0,
     suite: SuiteOption = None,
 ) -> None:
     """Start a Prefect server, the reference target and the served deployments; Ctrl-C stops all.
+
+    With --workers N the deployments of prefect.yaml go to the `evalcore` process work pool
+    and N `prefect worker start` processes run the gate, the monitor and the digest. The
+    server keeps its state on PostgreSQL when PREFECT_SERVER_DATABASE_CONNECTION_URL says
+    so, the store when EVALCORE_DATABASE_URL does.
 
     Then, from another shell: [bold]PREFECT_API_URL=http://127.0.0.1:4200/api evalcore
     release announce 2026.11.3 --wait[/]
@@ -45,6 +58,7 @@ def up(
             port=port,
             reference_port=reference_port if reference else None,
             ui=ui,
+            workers=workers,
             on_step=lambda step: console.print(f"starting {step}", highlight=False),
         )
     except StackError as exc:

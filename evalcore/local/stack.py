@@ -2,9 +2,11 @@
 
 A Prefect server (its own SQLite under EVALCORE_HOME unless PREFECT_HOME or
 PREFECT_SERVER_DATABASE_CONNECTION_URL say otherwise), the bundled reference target, and
-`deployments/serve.py` serving the deployments with their triggers. Each child runs in its
-own process group with its output in `EVALCORE_HOME/logs/`, so stopping the stack stops
-everything those children started too.
+either `deployments/serve.py` serving the deployments with their triggers, or, with
+`workers`, the deployments of `prefect.yaml` applied to the `evalcore` process work pool
+(`prefect deploy --all`) and that many `prefect worker start` processes picking their flow
+runs up. Each child runs in its own process group with its output in
+`EVALCORE_HOME/logs/`, so stopping the stack stops everything those children started too.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import httpx
 from evalcore.local.reference import Knobs, ReferenceServer
 
 GATE_DEPLOYMENT_PATH = "release-gate/release-gate"
+WORK_POOL = "evalcore"  # the process work pool prefect.yaml deploys every flow to
 
 
 class StackError(Exception):
@@ -123,7 +126,7 @@ class Stack:
     reference: ReferenceServer | None = None
 
     def stop(self) -> None:
-        """Stop in reverse order of start: deployments, reference target, server."""
+        """Stop in reverse order of start: deployments or workers, reference target, server."""
         for child in reversed(self.children[1:]):
             child.stop()
         if self.reference is not None:
@@ -147,10 +150,12 @@ def start_stack(
     host: str = "127.0.0.1",
     ui: bool = True,
     startup_timeout_s: float = 90.0,
+    workers: int = 0,
     on_step: Callable[[str], None] = lambda _: None,
 ) -> Stack:
     """Start the server, the reference target (unless `reference_port` is None) and the
-    served deployments; on any failure everything already started is stopped again."""
+    served deployments, or with `workers` the pool's deployments and that many workers;
+    on any failure everything already started is stopped again."""
     if port_in_use(host, port):
         raise StackError(
             f"{host}:{port} is already in use (another Prefect server?); choose --port"
@@ -186,6 +191,12 @@ def start_stack(
             stack.target_url = stack.reference.base_url
             env["EVALCORE_TARGET_URL"] = stack.target_url
             env["EVALCORE_JUDGE_URL"] = stack.target_url
+        if workers:
+            on_step(f"prefect deploy --all: prefect.yaml's deployments on pool {WORK_POOL}")
+            deploy_to_pool(env, project)
+            on_step(f"{workers} worker(s) on pool {WORK_POOL}")
+            stack.children += start_workers(env, logs, workers, project, startup_timeout_s)
+            return stack
         on_step("deployments/serve.py: release-gate, triggered by release.created")
         started = dt.datetime.now(dt.UTC)
         served = ManagedProcess(
@@ -259,3 +270,76 @@ def _polled_since(api_url: str, deployment: str, since: dt.datetime) -> bool:
         return False
     polled = response.json().get("last_polled")
     return bool(polled) and dt.datetime.fromisoformat(polled) >= since
+
+
+def deploy_to_pool(env: dict[str, str], project: Path) -> None:
+    """The `evalcore` process work pool (kept when it exists) and every deployment of
+    `prefect.yaml`, triggers and schedules included, applied from the project's root (the
+    workers run flows from there)."""
+    _prefect_cli(
+        env, project, "work-pool", "create", WORK_POOL, "--type", "process", exists_ok=True
+    )
+    _prefect_cli(env, project, "--no-prompt", "deploy", "--all")
+
+
+def _prefect_cli(env: dict[str, str], cwd: Path, *args: str, exists_ok: bool = False) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "prefect", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if done.returncode == 0 or (exists_ok and "already exists" in done.stdout + done.stderr):
+        return
+    raise StackError(f"prefect {' '.join(args)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+
+
+def start_workers(
+    env: dict[str, str], logs: Path, count: int, project: Path, timeout_s: float
+) -> list[ManagedProcess]:
+    """`count` workers on the pool, returned once the server lists them all online."""
+    workers: list[ManagedProcess] = []
+    try:
+        for number in range(1, count + 1):
+            name = f"evalcore-worker-{number}"
+            workers.append(
+                ManagedProcess(
+                    f"worker {number}",
+                    [
+                        *(sys.executable, "-m", "prefect", "worker", "start"),
+                        *("--pool", WORK_POOL, "--name", name),
+                    ],
+                    env,
+                    logs / f"{name}.log",
+                    cwd=project,
+                ).start()
+            )
+        api_url = env["PREFECT_API_URL"]
+        for worker in workers:
+            _wait(
+                worker.name,
+                lambda: len(online_workers(api_url)) >= count,
+                worker,
+                timeout_s,
+            )
+    except BaseException:
+        for worker in workers:
+            worker.stop()
+        raise
+    return workers
+
+
+def online_workers(api_url: str) -> list[str]:
+    """The names of the pool's workers the server sees online."""
+    try:
+        response = httpx.post(
+            f"{api_url}/work_pools/{WORK_POOL}/workers/filter", json={}, timeout=5.0
+        )
+    except httpx.HTTPError:
+        return []
+    if response.status_code != 200:
+        return []
+    return sorted(w["name"] for w in response.json() if w.get("status") == "ONLINE")

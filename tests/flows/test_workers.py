@@ -1,0 +1,90 @@
+"""Past one process: `evalcore up --workers 2` deploys prefect.yaml to the `evalcore`
+process pool and starts two workers; the gate triggered by `release.created` and the
+nightly monitor run on those workers, the Prefect server and the store on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from evalcore.gate.steps import RELEASE_EVENT
+from evalcore.local.stack import WORK_POOL, online_workers
+from evalcore.results.history import run_verdict
+from evalcore.results.verdict import Verdict
+from evalcore.store.engine import get_engine
+from evalcore.store.repository import list_runs
+from tests.cli_helpers import evalcore
+from tests.flows.workers_stack import workers_stack
+
+pytestmark = pytest.mark.slow
+
+
+def _flow_runs(api: str, deployment: str) -> list[dict[str, object]]:
+    found = httpx.get(f"{api}/deployments/name/{deployment}", timeout=10).json()
+    response = httpx.post(
+        f"{api}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [found["id"]]}}},
+        timeout=10,
+    )
+    response.raise_for_status()
+    runs: list[dict[str, object]] = response.json()
+    return runs
+
+
+def _final_state(api: str, flow_run_id: str, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
+        if state and state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
+            return str(state["type"])
+        time.sleep(0.5)
+    raise AssertionError(f"flow run {flow_run_id} did not finish within {timeout_s} s")
+
+
+def _ran_on_a_worker(home: Path, flow_run_id: str) -> list[str]:
+    """The workers whose log says they submitted this flow run."""
+    return sorted(
+        log.stem
+        for log in (home / "logs").glob("evalcore-worker-*.log")
+        if flow_run_id in log.read_text(errors="replace")
+    )
+
+
+def test_two_workers_run_the_gate_and_the_monitor(tmp_path: Path) -> None:
+    with workers_stack(tmp_path, workers=2) as stack:
+        assert online_workers(stack.api) == ["evalcore-worker-1", "evalcore-worker-2"]
+        deployments = httpx.post(f"{stack.api}/deployments/filter", json={}, timeout=10).json()
+        pools = {d["name"]: d["work_pool_name"] for d in deployments}
+        assert {"release-gate", "nightly-monitor", "weekly-digest"} <= set(pools)
+        assert set(pools.values()) == {WORK_POOL}
+        assert len(stack.workers()) == 2
+
+        announced = evalcore(
+            *("release", "announce", "rel-w1", "--wait", "--timeout", "180"),
+            cwd=tmp_path,
+            home=stack.home,
+            env={"EVALCORE_DATABASE_URL": stack.store_url, "PREFECT_API_URL": stack.api},
+        )
+        assert announced.returncode == 0, announced.stdout + announced.stderr
+        assert ": completed" in announced.stdout
+        engine = get_engine(stack.store_url)
+        (run,) = list_runs(engine, release="rel-w1")
+        assert (run.status, run.trigger) == ("finished", RELEASE_EVENT)
+        assert run_verdict(engine, run).verdict is Verdict.passed
+        (gate_run,) = _flow_runs(stack.api, "release-gate/release-gate")
+        assert gate_run["work_pool_name"] == WORK_POOL
+        assert len(_ran_on_a_worker(stack.home, str(gate_run["id"]))) == 1
+
+        nightly = httpx.get(
+            f"{stack.api}/deployments/name/nightly-monitor/nightly-monitor", timeout=10
+        ).json()
+        flow_run = httpx.post(
+            f"{stack.api}/deployments/{nightly['id']}/create_flow_run", json={}, timeout=10
+        ).json()
+        assert _final_state(stack.api, flow_run["id"], timeout_s=180) == "COMPLETED"
+        assert len(_ran_on_a_worker(stack.home, flow_run["id"])) == 1
+        monitored = [r for r in list_runs(engine) if r.sets == ["monitoring"]]
+        assert [(r.trigger, r.status) for r in monitored] == [("nightly", "finished")]
