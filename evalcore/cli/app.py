@@ -26,6 +26,7 @@ from evalcore.cli.monitor import baseline_app, monitor
 from evalcore.cli.run import run
 from evalcore.cli.runs import runs_app
 from evalcore.cli.slack import slack_app
+from evalcore.cli.store import store_app
 from evalcore.cli.suite import suite_app, validate
 from evalcore.cli.trends import trends
 from evalcore.exitcodes import ExitCode
@@ -56,6 +57,7 @@ app.add_typer(decisions_app, name="decisions")
 app.add_typer(release_app, name="release")
 app.add_typer(baseline_app, name="baseline")
 app.add_typer(fixtures_app, name="fixtures")
+app.add_typer(store_app, name="store")
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import ast
 import contextlib
 import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,42 @@ def dispose_engines() -> None:
         _engines.clear()
 
 
-def _open(url: str) -> Engine:
+@dataclass(frozen=True)
+class SchemaState:
+    """Where a store's schema stands: its Alembic revision (None before the first
+    migration), the newest one this version of evalcore has, and those still to apply,
+    oldest first, as `revision: description`."""
+
+    database: str  # the URL with its password masked
+    current: str | None
+    head: str | None
+    pending: tuple[str, ...]
+
+
+def schema_state(url: str | None = None) -> SchemaState:
+    """The store's schema against this evalcore's migrations, read without migrating."""
+    from alembic.script import ScriptDirectory
+
+    resolved = database_url(url)
+    engine = _open(resolved, migrated=False)
+    try:
+        current = current_revision(engine)
+    except DBAPIError as exc:
+        parsed = make_url(resolved)
+        raise _unavailable(parsed, *_diagnose(parsed, exc.orig)) from None
+    finally:
+        engine.dispose()
+    scripts = ScriptDirectory.from_config(_alembic_config())
+    head = scripts.get_current_head()
+    pending = tuple(
+        f"{script.revision}: {script.doc}"
+        for script in reversed(list(scripts.iterate_revisions(head, current)))
+    )
+    shown = make_url(resolved).difference_update_query(["password"])
+    return SchemaState(shown.render_as_string(hide_password=True), current, head, pending)
+
+
+def _open(url: str, *, migrated: bool = True) -> Engine:
     """Create and migrate the engine; any reason it cannot be opened becomes `StoreUnavailable`,
     so commands stop with one line before they start anything, not with a driver traceback."""
     try:
@@ -76,6 +112,8 @@ def _open(url: str) -> Engine:
             f"cannot create the folder {exc.filename} ({exc.strerror})",
             "check the path in EVALCORE_DATABASE_URL or EVALCORE_HOME",
         ) from None
+    if not migrated:
+        return engine
     try:
         migrate(engine)
     except DBAPIError as exc:
