@@ -7,19 +7,28 @@
 | `EVALCORE_SUITE`        | suite                | `evals`, for commands and flows given no suite  |
 | `EVALCORE_TARGET_URL`   | target_url           | gate and monitor runs call the scorecard's URL  |
 | `EVALCORE_JUDGE_URL`    | judge_url            | the LLM judge is the scorecard's                |
+| `EVALCORE_GATE_LEASE_SECONDS` | gate_lease_seconds | 60: a killed gate holds its release 60 s |
 | `EVALCORE_INTAKE_TOKEN` | intake_token         | `slack serve` takes no `POST /intake`           |
 | `SLACK_BOT_TOKEN`       | slack_bot_token      | nothing is posted: the digest stays offline     |
 | `SLACK_BASE_URL`        | slack_base_url       | Slack's own Web API, `https://slack.com/api/`   |
 | `SLACK_SIGNING_SECRET`  | slack_signing_secret | `slack serve` refuses to start                  |
 | `SLACK_APP_TOKEN`       | slack_app_token      | `slack serve --socket-mode` refuses to start    |
+| `EVALCORE_SLACK_BOT_TOKEN_BLOCK`      | slack_bot_token_block      | only `SLACK_BOT_TOKEN` is read |
+| `EVALCORE_SLACK_SIGNING_SECRET_BLOCK` | slack_signing_secret_block | only `SLACK_SIGNING_SECRET` is read |
+| `EVALCORE_SLACK_APP_TOKEN_BLOCK`      | slack_app_token_block      | only `SLACK_APP_TOKEN` is read |
+| `EVALCORE_INTAKE_TOKEN_BLOCK`         | intake_token_block         | only `EVALCORE_INTAKE_TOKEN` is read |
 
 `EVALCORE_TARGET_URL` / `EVALCORE_JUDGE_URL` point gate runs that name no target (a
 `release.created` event without one) at an endpoint other than the scorecard's. A Slack
 or intake variable set to the empty string counts as unset. Tokens and secrets are
 `SecretStr`, so a printed or logged `Settings` never shows them.
 
+A `*_BLOCK` variable names a Prefect Secret block holding that token or secret, read
+through `evalcore.secrets` when needed; the token's own variable wins when both are set.
+
 Not here: a target's or judge's API key, read under the name its scorecard gives
-(`api_key_env`), and Prefect's own `PREFECT_*` settings.
+(`api_key_env`) or from the Secret block it names (`api_key_block`), and Prefect's own
+`PREFECT_*` settings.
 """
 
 from __future__ import annotations
@@ -43,11 +52,19 @@ class Settings(BaseSettings):
     suite: Path = Path("evals")
     target_url: str | None = Field(None, repr=False)
     judge_url: str | None = Field(None, repr=False)
+    # EVALCORE_GATE_LEASE_SECONDS: how long a gate's claim on its release outlives its
+    # last renewal (renewed every third of it), so a killed gate blocks the next this long.
+    gate_lease_seconds: float = Field(60.0, gt=0)
     intake_token: SecretStr | None = None
     slack_bot_token: SecretStr | None = Field(None, validation_alias="SLACK_BOT_TOKEN")
     slack_base_url: str = Field(SLACK_API_URL, validation_alias="SLACK_BASE_URL")
     slack_signing_secret: SecretStr | None = Field(None, validation_alias="SLACK_SIGNING_SECRET")
     slack_app_token: SecretStr | None = Field(None, validation_alias="SLACK_APP_TOKEN")
+    # Names of Prefect Secret blocks holding the secrets above (see evalcore.secrets).
+    intake_token_block: str | None = None
+    slack_bot_token_block: str | None = None
+    slack_signing_secret_block: str | None = None
+    slack_app_token_block: str | None = None
 
     @field_validator(
         "intake_token",
@@ -55,6 +72,10 @@ class Settings(BaseSettings):
         "slack_base_url",
         "slack_signing_secret",
         "slack_app_token",
+        "intake_token_block",
+        "slack_bot_token_block",
+        "slack_signing_secret_block",
+        "slack_app_token_block",
         mode="before",
     )
     @classmethod

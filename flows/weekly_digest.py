@@ -19,6 +19,7 @@ from prefect.client.schemas.objects import State
 from prefect.states import Failed
 from pydantic import BaseModel
 
+from evalcore.secrets import SLACK_BOT_TOKEN, is_configured
 from evalcore.settings import get_settings
 from evalcore.slack.client import slack_client
 from evalcore.store.engine import get_engine
@@ -121,7 +122,7 @@ def weekly_digest(
     digest = gather_step(unwalked(loaded), days)
     rendered = render_step(digest)
     if offline is None:
-        offline = settings.slack_bot_token is None
+        offline = not is_configured(SLACK_BOT_TOKEN, settings)
     channel = channel or loaded.owners.channel
     report: PostReport | None = None
     post_error: str | None = None

@@ -37,6 +37,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "SLACK_BASE_URL": ("slack_base_url", "http://127.0.0.1:9003/api/"),
     "SLACK_SIGNING_SECRET": ("slack_signing_secret", "signing-secret-value"),
     "SLACK_APP_TOKEN": ("slack_app_token", "xapp-app-token-value"),
+    "EVALCORE_INTAKE_TOKEN_BLOCK": ("intake_token_block", "intake-token"),
+    "EVALCORE_GATE_LEASE_SECONDS": ("gate_lease_seconds", "90.0"),
+    "EVALCORE_SLACK_BOT_TOKEN_BLOCK": ("slack_bot_token_block", "slack-bot-token"),
+    "EVALCORE_SLACK_SIGNING_SECRET_BLOCK": ("slack_signing_secret_block", "slack-signing-secret"),
+    "EVALCORE_SLACK_APP_TOKEN_BLOCK": ("slack_app_token_block", "slack-app-token"),
 }
 SECRETS = ("EVALCORE_INTAKE_TOKEN", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN")
 

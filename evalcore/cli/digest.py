@@ -1,8 +1,9 @@
 """`evalcore digest`: the weekly triage digest, posted to Slack or written to files.
 
-With `SLACK_BOT_TOKEN` set the digest goes to the owners.yaml channel (or `--channel`);
-`SLACK_BASE_URL` points slack_sdk elsewhere (the local fake). Without a token, or with
-`--offline`, nothing leaves the machine. Either way the digest is written to
+With `SLACK_BOT_TOKEN` set, or a Prefect Secret block named in
+`EVALCORE_SLACK_BOT_TOKEN_BLOCK`, the digest goes to the owners.yaml channel (or
+`--channel`); `SLACK_BASE_URL` points slack_sdk elsewhere (the local fake). Without a
+token, or with `--offline`, nothing leaves the machine. Either way the digest is written to
 `EVALCORE_HOME/digests/<week>.md` and `<week>.blocks.json`. The work is the weekly-digest
 flow's, run in-process like `gate` and `monitor` run theirs.
 """
@@ -27,7 +28,7 @@ def digest_command(
         typer.Option(
             "--post/--offline",
             help="Post to Slack, or only write the files and print the Markdown.",
-            show_default="post when SLACK_BOT_TOKEN is set",
+            show_default="post when SLACK_BOT_TOKEN or its block is set",
         ),
     ] = None,
     channel: Annotated[
@@ -49,12 +50,17 @@ def digest_command(
 
     Example: [bold]evalcore digest --offline[/]
     """
-    from evalcore.settings import get_settings
+    from evalcore.secrets import SLACK_BOT_TOKEN, SecretBlockError, is_configured, setting_secret
 
-    has_token = get_settings().slack_bot_token is not None
+    has_token = is_configured(SLACK_BOT_TOKEN)
     posting = has_token if post is None else post
     if posting and not has_token:
-        fail("--post needs a bot token in SLACK_BOT_TOKEN (or use --offline)")
+        fail(f"--post needs a bot token in {SLACK_BOT_TOKEN.sources} (or use --offline)")
+    if posting:
+        try:  # a block that cannot be read stops the command before anything runs
+            setting_secret(SLACK_BOT_TOKEN)
+        except SecretBlockError as exc:
+            fail(str(exc))
     loaded = load(suite)
     target = channel or loaded.owners.channel
     if posting and not target:

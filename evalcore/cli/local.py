@@ -118,6 +118,12 @@ def reference_target(
     slip_first: Annotated[
         int, typer.Option(help="The first N fact answers drop their fact (a flaky slip).")
     ] = 0,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key", help="Answer 401 to requests without `Authorization: Bearer KEY`."
+        ),
+    ] = None,
 ) -> None:
     """Serve the bundled OpenAI-compatible support assistant on loopback.
 
@@ -136,5 +142,6 @@ def reference_target(
         nondeterminism=nondeterminism,
         seed=seed,
         slip_first=slip_first,
+        api_key=api_key,
     )
     serve(host, port, knobs)

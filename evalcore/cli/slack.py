@@ -9,6 +9,10 @@ import typer
 from evalcore.cli.common import SuiteOption, fail, load, open_store
 
 if TYPE_CHECKING:
+    from pydantic import SecretStr
+    from slack_sdk import WebClient
+
+    from evalcore.secrets import SettingSecret
     from evalcore.suite import Suite
 
 slack_app = typer.Typer(help="Slack: the interactivity receiver.", no_args_is_help=True)
@@ -36,6 +40,8 @@ def serve(
     Needs SLACK_SIGNING_SECRET; SLACK_BOT_TOKEN (and SLACK_BASE_URL for a local fake) to
     acknowledge decisions in the digest's thread. With EVALCORE_INTAKE_TOKEN set, the same
     server takes production failures at POST /intake (Authorization: Bearer <token>).
+    Each secret may instead be in a Prefect Secret block named in its EVALCORE_*_BLOCK
+    variable (e.g. EVALCORE_SLACK_SIGNING_SECRET_BLOCK).
 
     With --socket-mode, clicks arrive over a WebSocket the app opens with SLACK_APP_TOKEN
     (no public URL needed).
@@ -45,7 +51,7 @@ def serve(
     import uvicorn
 
     from evalcore.cli.intake import intake_routes
-    from evalcore.settings import get_settings
+    from evalcore.secrets import INTAKE_TOKEN, SLACK_SIGNING_SECRET
     from evalcore.slack.client import slack_client
     from evalcore.slack.receiver import create_receiver
     from evalcore.store.engine import get_engine
@@ -55,13 +61,17 @@ def serve(
     if socket_mode:
         _serve_socket_mode(load(suite))
         return
-    settings = get_settings()
-    if settings.slack_signing_secret is None:
-        fail("SLACK_SIGNING_SECRET is not set: without it no request can be verified")
+    signing_secret = _secret(SLACK_SIGNING_SECRET)
+    if signing_secret is None:
+        fail(
+            "SLACK_SIGNING_SECRET is not set (nor a Secret block named in "
+            f"{SLACK_SIGNING_SECRET.block_variable}): without it no request can be verified"
+        )
+    intake_token = _secret(INTAKE_TOKEN)
+    _bot_client()  # a bot token block that cannot be read stops the server before it starts
     loaded = load(suite)
-    intake_token = settings.intake_token
     app = create_receiver(
-        signing_secret=settings.slack_signing_secret.get_secret_value(),
+        signing_secret=signing_secret.get_secret_value(),
         engine=get_engine,
         on_clicks=record_clicks(get_engine, lambda: loaded, slack_client),
         extra_routes=intake_routes(get_engine, lambda: loaded, intake_token.get_secret_value())
@@ -78,18 +88,23 @@ def _serve_socket_mode(loaded: Suite) -> None:
     import time
 
     from evalcore.cli.console import console
-    from evalcore.settings import get_settings
-    from evalcore.slack.client import slack_client
+    from evalcore.secrets import SLACK_APP_TOKEN, SLACK_BOT_TOKEN
     from evalcore.slack.socket_mode import socket_mode_client
     from evalcore.store.engine import get_engine
     from evalcore.triage.clicks import record_clicks
 
-    app_token = get_settings().slack_app_token
+    app_token = _secret(SLACK_APP_TOKEN)
     if app_token is None:
-        fail("SLACK_APP_TOKEN (an app-level xapp- token) is needed for --socket-mode")
-    web = slack_client()
+        fail(
+            "SLACK_APP_TOKEN (an app-level xapp- token) is needed for --socket-mode, or a "
+            f"Secret block named in {SLACK_APP_TOKEN.block_variable}"
+        )
+    web = _bot_client()
     if web is None:
-        fail("SLACK_BOT_TOKEN is needed for --socket-mode (to answer in the digest's thread)")
+        fail(
+            f"a bot token in {SLACK_BOT_TOKEN.sources} is needed for --socket-mode "
+            "(to answer in the digest's thread)"
+        )
     client = socket_mode_client(
         app_token=app_token.get_secret_value(),
         web_client=web,
@@ -104,3 +119,24 @@ def _serve_socket_mode(loaded: Suite) -> None:
         pass
     finally:
         client.close()
+
+
+def _secret(secret: SettingSecret) -> SecretStr | None:
+    """The secret from its variable or its block; a block that cannot be read exits 3."""
+    from evalcore.secrets import SecretBlockError, setting_secret
+
+    try:
+        return setting_secret(secret)
+    except SecretBlockError as exc:
+        fail(str(exc))
+
+
+def _bot_client() -> WebClient | None:
+    """The bot's client, its token read now (a block once per process), or None."""
+    from evalcore.secrets import SecretBlockError
+    from evalcore.slack.client import slack_client
+
+    try:
+        return slack_client()
+    except SecretBlockError as exc:
+        fail(str(exc))

@@ -25,6 +25,7 @@ import httpx
 from evalcore.scorers._schema import strip_fence
 from evalcore.scorers._text import preview
 from evalcore.scorers.base import JudgeError, RetryableJudgeError, Score, ScoreContext, scorer
+from evalcore.secrets import SecretBlockError, block_secret
 from evalcore.suite.models import Case
 from evalcore.suite.scorecard import JudgeConfig
 from evalcore.targets.base import Reply
@@ -104,12 +105,33 @@ def parse_verdict(content: str) -> tuple[float, str]:
     return min(1.0, max(0.0, score)), reason_text or "(the judge gave no reason)"
 
 
+def judge_key(config: JudgeConfig) -> str | None:
+    """The judge's API key: from its variable (`api_key_env`) or its Prefect Secret block
+    (`api_key_block`, read once per process); None when it names neither. A variable
+    that is unset or a block that cannot be read is a `JudgeError` naming it."""
+    if config.api_key_block:
+        try:
+            secret = block_secret(config.api_key_block, used_for="judge.api_key_block")
+        except SecretBlockError as exc:
+            raise JudgeError(str(exc)) from None
+        return secret.get_secret_value()
+    if config.api_key_env:
+        key = os.environ.get(config.api_key_env)
+        if not key:
+            raise JudgeError(f"judge API key variable {config.api_key_env} is not set")
+        return key
+    return None
+
+
 def judge_secrets(config: JudgeConfig | None) -> tuple[str, ...]:
-    """The judge's key (when its variable is set) and its URL's credentials: what no
-    message about the judge may show."""
+    """The judge's key (when it can be had) and its URL's credentials: what no message
+    about the judge may show."""
     if config is None:
         return ()
-    key = os.environ.get(config.api_key_env, "") if config.api_key_env else ""
+    try:
+        key = judge_key(config) or ""
+    except JudgeError:
+        key = ""  # every judge call fails on it, with nothing to redact
     return tuple(s for s in (key, *url_secrets(config.base_url)) if s)
 
 
@@ -134,11 +156,8 @@ async def judge(case: Case, reply: Reply, ctx: ScoreContext) -> Score:
         raise TypeError("ScoreContext.judge_client must be an httpx.AsyncClient")
 
     headers: dict[str, str] = {}
-    key: str | None = None
-    if config.api_key_env:
-        key = os.environ.get(config.api_key_env)
-        if not key:
-            raise JudgeError(f"judge API key variable {config.api_key_env} is not set")
+    key = judge_key(config)
+    if key:
         headers["Authorization"] = f"Bearer {key}"
 
     secrets = judge_secrets(config)

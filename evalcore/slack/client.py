@@ -21,6 +21,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.http_retry.interval_calculator import RetryIntervalCalculator
 
+from evalcore.secrets import SLACK_BOT_TOKEN, setting_secret
 from evalcore.settings import get_settings
 
 
@@ -72,8 +73,10 @@ def web_client(
 
 
 def slack_client(token: str | None = None, *, base_url: str | None = None) -> WebClient | None:
-    """A client for the bot token (SLACK_BOT_TOKEN), or None when there is no token."""
+    """A client for the bot token (SLACK_BOT_TOKEN, else the Secret block named in
+    EVALCORE_SLACK_BOT_TOKEN_BLOCK), or None when there is no token; a named block that
+    cannot be read raises `SecretBlockError`."""
     if not token:
-        configured = get_settings().slack_bot_token
+        configured = setting_secret(SLACK_BOT_TOKEN)
         token = configured.get_secret_value() if configured else None
     return web_client(token, base_url=base_url) if token else None

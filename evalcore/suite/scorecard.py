@@ -6,15 +6,47 @@ the run engine reads the target, prices, signals and run settings.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from evalcore.suite.models import SourceKind, patterns_that_compile
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _block_name(name: str) -> str:
+    """Prefect's rule for block names, checked when the scorecard is read, not at the run."""
+    if not re.fullmatch(r"[a-z0-9-]+", name):
+        raise ValueError(
+            f"{name!r} is not a Prefect block name (lowercase letters, digits and dashes)"
+        )
+    return name
+
+
+# The name of a Prefect Secret block holding an API key.
+BlockName = Annotated[str, AfterValidator(_block_name)]
+
+
+def _api_key_block() -> Any:
+    """Left out of the dump when unset, so scorecards written before it keep their version."""
+    return Field(default=None, exclude_if=lambda name: name is None)
+
+
+def _one_key_source(config: BaseModel) -> None:
+    """The key comes from a variable or a block, never from both."""
+    if getattr(config, "api_key_env", None) and getattr(config, "api_key_block", None):
+        raise ValueError("give api_key_env or api_key_block, not both")
 
 
 class OpenAIChatTarget(_Strict):
@@ -24,10 +56,16 @@ class OpenAIChatTarget(_Strict):
     base_url: str
     model: str
     api_key_env: str | None = None
+    api_key_block: BlockName | None = _api_key_block()
     temperature: float | None = None
     max_tokens: int | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     extra_body: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> OpenAIChatTarget:
+        _one_key_source(self)
+        return self
 
 
 class HttpJsonTarget(_Strict):
@@ -43,7 +81,13 @@ class HttpJsonTarget(_Strict):
     tool_calls_path: str | None = None
     model: str | None = None
     api_key_env: str | None = None
+    api_key_block: BlockName | None = _api_key_block()
     headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> HttpJsonTarget:
+        _one_key_source(self)
+        return self
 
 
 class PythonTarget(_Strict):
@@ -105,7 +149,13 @@ class JudgeConfig(_Strict):
     base_url: str
     model: str
     api_key_env: str | None = None
+    api_key_block: BlockName | None = _api_key_block()
     timeout_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _one_key(self) -> JudgeConfig:
+        _one_key_source(self)
+        return self
 
 
 class RunSettings(_Strict):
@@ -115,6 +165,9 @@ class RunSettings(_Strict):
     retries: int = Field(default=3, ge=0, le=20)
     backoff_base_s: float = Field(default=0.5, ge=0)
     backoff_max_s: float = Field(default=20.0, ge=0)
+    # Split a run's (case, sample) pairs over this many `run-shard` flow runs. Left out of
+    # the dump at 1, so scorecards written before it keep their version (hash).
+    shards: int = Field(default=1, ge=1, le=256, exclude_if=lambda shards: shards == 1)
 
 
 class SetThresholds(_Strict):

@@ -232,13 +232,17 @@ def parse_retry_after(
 
 
 def resolve_headers(
-    headers: Mapping[str, str] | None, api_key_env: str | None
+    headers: Mapping[str, str] | None,
+    api_key_env: str | None,
+    api_key_block: str | None = None,
 ) -> tuple[dict[str, str], tuple[str, ...]]:
     """Headers to send, and the secret values in them (to redact from every message).
 
-    `api_key_env` adds `Authorization: Bearer <value>`. A header value may name an
-    environment variable as `${NAME}` (e.g. `X-Api-Key: ${SEARCH_API_KEY}`), so keys never
-    have to sit in the scorecard. A missing or empty variable is a `ConfigError` naming it.
+    `api_key_env` (a variable) or `api_key_block` (a Prefect Secret block) adds
+    `Authorization: Bearer <value>`. A header value may name an environment variable as
+    `${NAME}` (e.g. `X-Api-Key: ${SEARCH_API_KEY}`), so keys never have to sit in the
+    scorecard. A missing or empty variable, or a block that cannot be read, is a
+    `ConfigError` naming it.
     """
     resolved: dict[str, str] = {}
     secrets: list[str] = []
@@ -250,13 +254,26 @@ def resolve_headers(
             return secret
 
         resolved[name] = _ENV_REF.sub(expand, value)
-    if api_key_env:
+    if api_key_env and api_key_block:
+        raise ConfigError("give api_key_env or api_key_block, not both")
+    if api_key_env or api_key_block:
         if any(name.lower() == "authorization" for name in resolved):
-            raise ConfigError("give either api_key_env or an Authorization header, not both")
-        key = _env(api_key_env, "api_key_env")
+            option = "api_key_env" if api_key_env else "api_key_block"
+            raise ConfigError(f"give either {option} or an Authorization header, not both")
+        key = _env(api_key_env, "api_key_env") if api_key_env else _block(api_key_block)
         secrets.append(key)
         resolved["Authorization"] = f"Bearer {key}"
     return resolved, tuple(secrets)
+
+
+def _block(name: str | None) -> str:
+    from evalcore.secrets import SecretBlockError, block_secret
+
+    assert name is not None
+    try:
+        return block_secret(name, used_for="api_key_block").get_secret_value()
+    except SecretBlockError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _env(variable: str, used_by: str) -> str:
@@ -402,6 +419,7 @@ class Endpoint:
         method: str = "POST",
         headers: Mapping[str, str] | None = None,
         api_key_env: str | None = None,
+        api_key_block: str | None = None,
         concurrency: int = 16,
         timeout_s: float = 30.0,
         client: httpx.AsyncClient | None = None,
@@ -412,7 +430,7 @@ class Endpoint:
             raise ValueError("pass either client or transport, not both")
         self.url = _checked_url(url, what)
         self._method = method
-        resolved, header_secrets = resolve_headers(headers, api_key_env)
+        resolved, header_secrets = resolve_headers(headers, api_key_env, api_key_block)
         self._secrets = header_secrets + url_secrets(url)
         resolved.setdefault("Content-Type", "application/json")
         self._client: httpx.AsyncClient | None = client

@@ -156,8 +156,9 @@ def _optional_str(obj: dict[str, Any], key: str) -> str | None:
 class OpenAIChatTarget:
     """POST `{base_url}/chat/completions` with the case's messages, context and tools.
 
-    `api_key_env` names the variable holding the key (sent as `Authorization: Bearer`);
-    the key itself is never kept in the name, `repr` or any error message.
+    `api_key_env` names the variable holding the key, `api_key_block` the Prefect Secret
+    block (sent as `Authorization: Bearer`); the key itself is never kept in the name,
+    `repr` or any error message.
     """
 
     def __init__(
@@ -166,6 +167,7 @@ class OpenAIChatTarget:
         model: str,
         *,
         api_key_env: str | None = None,
+        api_key_block: str | None = None,
         temperature: float | None = None,
         max_tokens: int | None = None,
         headers: Mapping[str, str] | None = None,
@@ -194,6 +196,7 @@ class OpenAIChatTarget:
             endpoint_url(base_url, "/chat/completions"),
             headers=headers,
             api_key_env=api_key_env,
+            api_key_block=api_key_block,
             concurrency=concurrency,
             timeout_s=timeout_s,
             client=client,

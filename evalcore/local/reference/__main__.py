@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         "seed": "seed of the app's random draws",
         "slip_first": "the first N fact answers drop their fact (one flaky slip, for demos)",
     }
+    parser.add_argument(
+        "--api-key",
+        dest="api_key",
+        default=None,
+        help="answer 401 to requests without `Authorization: Bearer API_KEY`",
+    )
     for name, text in help_texts.items():
         default = getattr(defaults, name)
         parser.add_argument(

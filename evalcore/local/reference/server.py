@@ -6,7 +6,9 @@ and 429 bursts, all drawn from one `random.Random(seed)` owned by the app, so a 
 is reproducible in its draws. Raw ASGI keeps the server far cheaper than the client, so a
 benchmark against it measures the harness, not the target.
 
-Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`.
+Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /health`. With the `api_key`
+knob, the first two answer 401 to a request without `Authorization: Bearer <api_key>`, as
+a real gateway does, so a test can tell the key reached the target.
 
 Per-request overrides (headers): `x-ref-version`, `x-ref-latency-ms`, `x-ref-error-rate`,
 `x-ref-timeout-rate`, `x-ref-nondeterminism`. The version is, in order: the header, the
@@ -16,6 +18,7 @@ request `model`'s `@suffix` (`support-assistant@regressed-tools`), the server's 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import math
 import os
 import random
@@ -74,6 +77,8 @@ class Knobs(BaseModel):
     # The first N answers drawn from the knowledge base or the context documents drop
     # their key fact, and none after them: one flaky slip, placed for a demonstration.
     slip_first: int = Field(default=0, ge=0)
+    # The bearer token every chat and models request must carry; None accepts any.
+    api_key: str | None = Field(default=None, min_length=1, repr=False)
 
     @field_validator("version")
     @classmethod
@@ -86,7 +91,8 @@ class Knobs(BaseModel):
         """The `python -m evalcore.local.reference` options that reproduce these knobs."""
         args: list[str] = []
         for name, value in self.model_dump().items():
-            args += [f"--{name.replace('_', '-')}", str(value)]
+            if value is not None:
+                args += [f"--{name.replace('_', '-')}", str(value)]
         return args
 
 
@@ -130,6 +136,7 @@ class ReferenceApp:
         self.rng = random.Random(knobs.seed)
         self.requests = 0
         self.slips_left = knobs.slip_first
+        self._authorization = f"Bearer {knobs.api_key}".encode() if knobs.api_key else None
         self._health = orjson.dumps(
             {
                 "status": "ok",
@@ -157,6 +164,16 @@ class ReferenceApp:
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        if path != "/health" and not self._authorized(scope):
+            await self._error(
+                send,
+                401,
+                "Incorrect API key provided.",
+                "invalid_request_error",
+                "invalid_api_key",
+                [(b"www-authenticate", b"Bearer")],
+            )
+            return
         if path in ("/v1/chat/completions", "/chat/completions"):
             if method != "POST":
                 await self._error(
@@ -172,6 +189,13 @@ class ReferenceApp:
             await self._error(
                 send, 404, f"no route {method} {path}", "invalid_request_error", "not_found"
             )
+
+    def _authorized(self, scope: Scope) -> bool:
+        """True without the `api_key` knob, else for `Authorization: Bearer <api_key>`."""
+        if self._authorization is None:
+            return True
+        given = dict(scope["headers"]).get(b"authorization", b"")
+        return hmac.compare_digest(given, self._authorization)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
