@@ -48,7 +48,9 @@ def gate(
 
     Exit 0 pass, 1 fail, 2 inconclusive (target errors over budget, or the gate could
     not run), 3 configuration error (nothing was run). Re-running a release whose gate
-    was killed resumes that run; a finished release gated again gets a new run.
+    was killed resumes that run; a finished release gated again gets a new run. A gate
+    started while another gates the same release, dataset and target attaches to it and
+    exits with its verdict.
 
     Example: [bold]evalcore gate --release 2026.11.3 --junit reports/gate.xml[/]
     """
@@ -85,7 +87,14 @@ def gate(
     if as_json:
         print(outcome.model_dump_json(indent=2))
         raise typer.Exit(outcome.exit_code)
-    if outcome.resumed:
+    if outcome.attached:
+        err_console.print(
+            f"attached to run {outcome.short_id} of release {release}, held by "
+            f"{outcome.held_by}: this is its verdict",
+            highlight=False,
+            soft_wrap=True,
+        )
+    elif outcome.resumed:
         err_console.print(f"resumed unfinished run {outcome.short_id} of release {release}")
     print_summary(outcome.summary)
     print_verdict(outcome.run_verdict)

@@ -4,7 +4,9 @@ These are the steps the `release-gate` flow wraps one task each around; they nee
 Prefect, so `flows/release_gate.py` stays thin and the logic is tested on its own.
 A gate run for a release that has an unfinished run (killed, interrupted) on the same
 dataset and scorecard continues that run; a release gated after a finished run gets a
-new run, so history shows both.
+new run, so history shows both. Two gates for the same release, dataset, scorecard and
+target at once share one run: the one holding the lease (`gate.lease`, keyed by
+`gate_lease_key`) works on it, the other attaches and reports the verdict it stored.
 
 On a route marked nondeterministic, `resample_failing` follows the blocking run: each
 failing blocking case is sampled again through the run engine, as further samples of the
@@ -27,6 +29,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
 
 from evalcore.exitcodes import ExitCode
+from evalcore.gate.lease import LeaseKey
 from evalcore.report.artifacts import Artifacts, slug
 from evalcore.report.rendering import render
 from evalcore.results.history import GATE_VERDICT_KEY
@@ -46,6 +49,7 @@ from evalcore.results.verdict import (
     judge_run,
     own_samples,
     resampled_cases,
+    shard_failures,
 )
 from evalcore.run.pipeline import open_set_run
 from evalcore.run.service import execute_run, run_for_resume
@@ -63,6 +67,9 @@ from evalcore.targets.http import display_url
 
 GATE_SETS: tuple[EvalSet, ...] = (EvalSet.blocking,)
 RELEASE_EVENT = "release.created"
+# In a gate run's settings, beside its verdict: the run its regression check compared
+# with (None: none), so a gate attached to it judges the same comparison, not a newer one.
+COMPARED_WITH_KEY = "gate_compared_with"
 
 _EXIT_CODES = {
     Verdict.passed: ExitCode.PASS,
@@ -156,6 +163,10 @@ class GateResult(BaseModel):
     regression: RegressionLine | None = None
     report_path: str | None = None
     junit_path: str | None = None
+    # This gate did no work: it attached to the run another gate (`held_by`) worked on,
+    # and reports the verdict that gate stored.
+    attached: bool = False
+    held_by: str | None = None
     summary: RunSummary = Field(exclude=True)
     run_verdict: RunVerdict = Field(exclude=True)
 
@@ -168,11 +179,45 @@ def exit_code(verdict: Verdict) -> ExitCode:
     return _EXIT_CODES[verdict]
 
 
-def open_gate_run(engine: Engine, suite: Suite, request: GateRequest) -> tuple[RunRow, bool]:
+def gate_lease_key(suite: Suite, request: GateRequest) -> LeaseKey:
+    """What makes two gates the same gate: the release, dataset, scorecard and target,
+    compared as `_same_target` compares a run's (masked)."""
+    return LeaseKey(
+        release=request.release,
+        dataset_hash=suite.version.hash,
+        scorecard_version=suite.scorecard_version,
+        target_url=_shown(request.target_url),
+        model=request.model,
+        judge_url=_shown(request.judge_url),
+    )
+
+
+def gate_verdict_of(engine: Engine, run_id: str) -> str | None:
+    """The verdict a gate stored for its run; None while none is stored."""
+    run = get_run(engine, run_id)
+    verdict = run.settings.get(GATE_VERDICT_KEY) if run is not None else None
+    return str(verdict) if verdict else None
+
+
+def open_gate_run(
+    engine: Engine, suite: Suite, request: GateRequest, *, previous_run_id: str | None = None
+) -> tuple[RunRow, bool]:
     """The run this gate continues (killed earlier, same release/dataset/target) or a new one.
 
-    Returns the run and whether it is resumed.
+    `previous_run_id` is the run a gate whose lease this one took over worked on: without
+    a stored verdict it is continued, even when its pairs all have results (the holder
+    stopped before judging). Returns the run and whether it is resumed.
     """
+    previous = get_run(engine, previous_run_id) if previous_run_id else None
+    if (
+        previous is not None
+        and GATE_VERDICT_KEY not in previous.settings
+        and previous.release == request.release
+        and previous.dataset_hash == suite.version.hash
+        and previous.scorecard_version == suite.scorecard_version
+        and _same_target(previous, request)
+    ):
+        return _resume(engine, suite, previous.id, request), True
     unfinished = latest_unfinished_run(
         engine,
         release=request.release,
@@ -181,15 +226,14 @@ def open_gate_run(engine: Engine, suite: Suite, request: GateRequest) -> tuple[R
         scorecard_version=suite.scorecard_version,
     )
     if unfinished is not None and _same_target(unfinished, request):
-        resumed = run_for_resume(
-            engine,
-            suite,
-            unfinished.id,
-            target_url=request.target_url,
-            judge_url=request.judge_url,
-        )
-        return resumed, True
+        return _resume(engine, suite, unfinished.id, request), True
     return open_set_run(engine, suite, GATE_SETS, request, release=request.release), False
+
+
+def _resume(engine: Engine, suite: Suite, run_id: str, request: GateRequest) -> RunRow:
+    return run_for_resume(
+        engine, suite, run_id, target_url=request.target_url, judge_url=request.judge_url
+    )
 
 
 def _same_target(run: RunRow, request: GateRequest) -> bool:
@@ -299,12 +343,21 @@ def comparison_run(engine: Engine, run: RunRow, against: str) -> RunRow | None:
     return None
 
 
-def regression_of(engine: Engine, results: RunResults) -> Regression | None:
-    """The scorecard's regression check for this run; None when it asks for none."""
+def regression_of(
+    engine: Engine, results: RunResults, *, as_recorded: bool = False
+) -> Regression | None:
+    """The scorecard's regression check for this run; None when it asks for none.
+
+    `as_recorded`: against the run its gate compared with, when the gate recorded one."""
     check = Scorecard.model_validate(results.run.scorecard).regression
     if check is None:
         return None
-    earlier = comparison_run(engine, results.run, check.against)
+    settings = results.run.settings
+    if as_recorded and COMPARED_WITH_KEY in settings:
+        recorded = settings[COMPARED_WITH_KEY]
+        earlier = get_run(engine, recorded) if recorded else None
+    else:
+        earlier = comparison_run(engine, results.run, check.against)
     if earlier is None:
         return Regression(None, check.max_new_failures, check.alpha)
     return compare(
@@ -324,8 +377,13 @@ def gate_result(
     run_seconds: float | None = None,
     report_path: Path | None = None,
     junit_path: Path | None = None,
+    held_by: str | None = None,
 ) -> GateResult:
-    """Judge a finished gate run and, when asked, write its HTML report and JUnit XML."""
+    """Judge a finished gate run and, when asked, write its HTML report and JUnit XML.
+
+    With `held_by`, this gate attached to the run that gate worked on and judged: the
+    verdict is judged again from the same stored results, never recorded over that gate's.
+    """
     # With its failures: the HTML report lists them; the gate's own lines ignore them.
     results = load_results(engine, run_id, failures=FAILURES_SHOWN)
     run = results.run
@@ -337,8 +395,9 @@ def gate_result(
         results.cases,
         scorecard,
         resampled=recorded,
-        regression=regression_of(engine, results),
+        regression=regression_of(engine, results, as_recorded=held_by is not None),
         pricing=run_pricing(run),
+        failed_shards=shard_failures(run.settings),
     )
     if report_path is not None:
         from evalcore.report.html import write_report
@@ -348,7 +407,11 @@ def gate_result(
         from evalcore.report.junit import write_junit
 
         write_junit(engine, run, verdict, junit_path)
-    record_run_setting(engine, run.id, GATE_VERDICT_KEY, verdict.verdict.value)
+    if held_by is None:
+        if verdict.regression is not None:  # first: the verdict is what attached gates wait for
+            against = verdict.regression.against_run_id
+            record_run_setting(engine, run.id, COMPARED_WITH_KEY, against)
+        record_run_setting(engine, run.id, GATE_VERDICT_KEY, verdict.verdict.value)
     outcomes, _ = case_outcomes(results.cases, scorecard.samples, recorded)
     failed = sorted(case_id for case_id, outcome in outcomes.items() if outcome is False)
     regression = verdict.regression
@@ -385,6 +448,8 @@ def gate_result(
         ),
         report_path=str(report_path) if report_path else None,
         junit_path=str(junit_path) if junit_path else None,
+        attached=held_by is not None,
+        held_by=held_by,
         summary=summary,
         run_verdict=verdict,
     )

@@ -299,3 +299,27 @@ class SlackRequestRow(SQLModel, table=True):
     signature: str = Field(primary_key=True, max_length=80)
     timestamp: int
     received_at: dt.datetime = Field(default_factory=utcnow)
+
+
+class RunLeaseRow(SQLModel, table=True):
+    """Which gate is working on one release, dataset, scorecard and target, and until when.
+
+    A second gate for the same key finds it held and waits for the holder's verdict. The
+    holder renews `expires_at` while it works; one killed stops renewing, and the first
+    gate to claim the expired lease takes it over. A released lease keeps its row (its
+    `expires_at` set to the release), so the next gate takes it over like an expired one.
+    """
+
+    __tablename__ = "run_lease"
+
+    lease_key: str = Field(primary_key=True, max_length=64)  # SHA-256 of the fields below
+    release: str = Field(max_length=128)
+    dataset_hash: str = Field(max_length=64)
+    scorecard_version: str = Field(max_length=64)
+    # The target as runs store it: masked URL, model, masked judge URL.
+    target: dict[str, Any] = Field(sa_column=Column(JSONText, nullable=False))
+    holder: str = Field(max_length=200)
+    run_id: str | None = Field(default=None, max_length=32)  # once the holder opened it
+    acquired_at: dt.datetime = Field(default_factory=utcnow)
+    expires_at: dt.datetime
+    released_at: dt.datetime | None = None
