@@ -1,5 +1,6 @@
 """Every evalcore flow with its trigger or schedule, served from one local process:
-release-gate on `release.created`, nightly-monitor on a cron in the scorecard's timezone.
+release-gate on `release.created`, nightly-monitor on a cron in the scorecard's timezone,
+and run-shard, which a sharded gate or monitor run starts once per shard.
 
     PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.serve
 
@@ -34,6 +35,7 @@ from evalcore.settings import get_settings
 from evalcore.suite import load_suite
 from flows.nightly_monitor import nightly_monitor
 from flows.release_gate import release_gate
+from flows.run_shard import SHARD_DEPLOYMENT, run_shard
 from flows.triage_replies import triage_replies
 from flows.weekly_digest import weekly_digest
 
@@ -102,7 +104,17 @@ def build_deployments(
             description="Decisions typed in the digest threads, read every five minutes.",
             tags=["evalcore", "triage"],
         ),
+        shard_deployment(),
     ]
+
+
+def shard_deployment() -> RunnerDeployment:
+    """No trigger or schedule: a sharded run starts one flow run of it per shard."""
+    return run_shard.to_deployment(  # type: ignore[return-value]
+        name=SHARD_DEPLOYMENT,
+        description="One shard of a sharded run's (case, sample) pairs.",
+        tags=["evalcore", "run-shard"],
+    )
 
 
 async def stale_release_triggers(client: PrefectClient, *, keep_deployment: str) -> list[UUID]:

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from evalcore.results.history import RunOverview
     from evalcore.results.summary import RunSummary
     from evalcore.results.verdict import RunVerdict
-    from evalcore.run import Counters
+    from evalcore.run import Counters, ShardProgress
     from evalcore.store.tables import BaselineRow
     from evalcore.suite import Suite, SuiteError
 
@@ -207,6 +207,25 @@ def print_errored(summary: RunSummary) -> None:
             highlight=False,
             soft_wrap=True,
         )
+
+
+def shards_table(shards: list[ShardProgress]) -> Table:
+    """A sharded run's pairs stored per shard, and why a failed shard failed."""
+    from rich.text import Text
+
+    table = Table(title=f"Shards ({len(shards)})", title_justify="left")
+    for column in ("shard", "stored", "planned", "state", "error"):
+        table.add_column(column, justify="right" if column in {"stored", "planned"} else "left")
+    styles = {"complete": "green", "incomplete": "yellow", "failed": "red"}
+    for progress in shards:
+        table.add_row(
+            str(progress.shard),
+            str(progress.done),
+            str(progress.planned),
+            Text(progress.state, style=styles[progress.state]),
+            Text(progress.failed or ""),
+        )
+    return table
 
 
 def _ms(value: float | None) -> str:

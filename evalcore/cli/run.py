@@ -1,5 +1,6 @@
 """`evalcore run`: one set against the route under test, scored and stored, or a crashed run
-resumed."""
+resumed; a sharded run as one `run-shard` flow run per shard when a Prefect server serves
+that deployment, else shard after shard in this process."""
 
 from __future__ import annotations
 
@@ -9,10 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from evalcore.cli.common import JsonOption, SuiteOption, fail, load, open_store
+from evalcore.exitcodes import ExitCode
 from evalcore.suite.sets import EvalSet
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from evalcore.run import RunReport
+    from evalcore.store.tables import RunRow
+    from evalcore.suite import Suite
 
 
 def run(
@@ -43,6 +49,16 @@ def run(
     ] = None,
     timeout: Annotated[float | None, typer.Option(min=0.001, help="Seconds per call.")] = None,
     retries: Annotated[int | None, typer.Option(min=0, help="Retries per call.")] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=256,
+            help="Split the pairs into N shards, each a run-shard flow run on the Prefect "
+            "server's workers (shard after shard here without one).",
+            show_default="the scorecard's run.shards",
+        ),
+    ] = None,
     release: Annotated[str | None, typer.Option(help="Release id to record with the run.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -51,6 +67,7 @@ def run(
     Examples:
       [bold]evalcore run --set monitoring --target-url http://127.0.0.1:8765/v1[/]
       [bold]evalcore run --resume 3f2a9c1d0b7e[/]
+      [bold]evalcore run --set monitoring --shards 4[/]
     """
     from evalcore import aio
     from evalcore.cli.console import print_summary, run_progress
@@ -64,13 +81,14 @@ def run(
         prepare_run,
         run_for_resume,
     )
+    from evalcore.run.shards import shard_count
     from evalcore.store.repository import get_run
     from evalcore.targets import ConfigError
 
     engine = open_store()
     try:
         if resume:
-            overrides = (sets, model, concurrency, rps, timeout, retries)
+            overrides = (sets, model, concurrency, rps, timeout, retries, shards)
             if any(o is not None for o in overrides) or release is not None:
                 fail(
                     "--resume continues a run with the settings it started with; "
@@ -101,6 +119,7 @@ def run(
                 timeout_s=timeout,
                 retries=retries,
                 release=release,
+                shards=shards,
             )
             run_row = prepare_run(engine, loaded, request)
         counters = Counters()
@@ -109,12 +128,58 @@ def run(
             async with run_progress(counters, f"run {run_row.id[:12]}"):
                 return await execute_run(engine, loaded, run_row, counters=counters)
 
-        report = aio.run(go())
+        if shard_count(run_row.settings) > 1:
+            elapsed_s, failed = _run_sharded(engine, loaded, run_row)
+        else:
+            elapsed_s, failed = aio.run(go()).elapsed_s, None
     except (RunSetupError, ConfigError) as exc:
         fail(str(exc))
     with read_results(engine, run_row.id, failures=FAILURES_SHOWN) as streamed:
         summary = summarize(streamed)
     if as_json:
         print(summary.model_dump_json(indent=2))
-        return
-    print_summary(summary, elapsed_s=report.elapsed_s)
+    else:
+        print_summary(summary, elapsed_s=elapsed_s)
+    if failed is not None:
+        fail(str(failed), ExitCode.INCONCLUSIVE)
+
+
+def _run_sharded(engine: Engine, loaded: Suite, run_row: RunRow) -> tuple[float, Exception | None]:
+    """Every shard of the run: one flow run each when PREFECT_API_URL names a server that
+    serves `run-shard`, else one after another here. The seconds it took, and the shards
+    that kept failing as one error (the run is then inconclusive)."""
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    from evalcore import aio
+    from evalcore.cli.console import err_console, run_progress
+    from evalcore.run import ShardsFailed, execute_shards
+    from evalcore.run.shards import shard_count
+
+    def log(line: str) -> None:
+        err_console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+    started = time.perf_counter()
+    if PREFECT_API_URL.value():
+        from flows.run_shard import run_sharded
+
+        failures = aio.run(run_sharded(engine, loaded, run_row, log=log))
+    else:
+        log(
+            f"PREFECT_API_URL is not set: the {shard_count(run_row.settings)} shards of run "
+            f"{run_row.id[:12]} run in this process, one after another"
+        )
+        sharded = aio.run(
+            execute_shards(
+                engine,
+                loaded,
+                run_row,
+                watch=lambda shard, counters: run_progress(
+                    counters, f"run {run_row.id[:12]} {shard}"
+                ),
+            )
+        )
+        failures = sharded.failures
+    elapsed_s = time.perf_counter() - started
+    return elapsed_s, ShardsFailed(run_row.id, failures) if failures else None

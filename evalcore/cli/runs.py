@@ -47,7 +47,8 @@ def runs_show(
         Path | None, typer.Option(help="Also write the HTML report here (works offline).")
     ] = None,
 ) -> None:
-    """One run: results per set, failures with their reasons, and the verdict's criteria.
+    """One run: results per set, failures with their reasons, and the verdict's criteria;
+    for a sharded run, the pairs stored per shard.
 
     Example: [bold]evalcore runs show 3f2a9c1d0b7e --junit reports/evals.xml[/]
     """
@@ -55,6 +56,7 @@ def runs_show(
     from evalcore.results.loader import load_results
     from evalcore.results.summary import FAILURES_SHOWN, summarize
     from evalcore.results.verdict import judge_run
+    from evalcore.run.shards import shard_progress
     from evalcore.store.repository import get_run
 
     engine = open_store()
@@ -66,6 +68,7 @@ def runs_show(
     # A gate run with a regression check is shown with it, as its gate judged it.
     regression = regression_of(engine, results) if run_row.release is not None else None
     verdict = judge_run(results, regression=regression)
+    shards = shard_progress(engine, run_row)
     if junit is not None:
         from evalcore.report.junit import write_junit
 
@@ -85,6 +88,8 @@ def runs_show(
         ]
         payload["extra_samples"] = verdict.extra_samples
         payload["reliability"] = [r.__dict__ for r in verdict.reliability]
+        if shards:
+            payload["shards"] = [p.as_json() for p in shards]
         if verdict.regression is not None:
             payload["regression"] = {
                 **verdict.regression.__dict__,
@@ -92,7 +97,9 @@ def runs_show(
             }
         print(json.dumps(payload, indent=2))
         return
-    from evalcore.cli.console import print_summary, print_verdict
+    from evalcore.cli.console import console, print_summary, print_verdict, shards_table
 
     print_summary(summary)
+    if shards:
+        console.print(shards_table(shards))
     print_verdict(verdict)

@@ -17,6 +17,10 @@ inconclusive, naming the case. The gate draws the extra samples and records whic
 it re-sampled, with their own sample count, in the run's settings (`RESAMPLED_KEY`), so
 the samples beyond it are known as extra wherever the run is judged. A case the gate has
 not re-sampled yet is judged on the samples it has, which rarely decide it.
+
+A sharded run whose shard kept failing (its flow run failed or crashed after its retries)
+is missing that shard's pairs: the run records the shard in its settings
+(`FAILED_SHARDS_KEY`) and its verdict is inconclusive, naming the shard, never pass.
 """
 
 from __future__ import annotations
@@ -42,11 +46,13 @@ from evalcore.results.sequential import CaseDecision, Decision, SequentialTest
 from evalcore.suite.scorecard import Scorecard
 
 __all__ = [
+    "FAILED_SHARDS_KEY",
     "NOT_MEASURABLE",
     "RESAMPLED_KEY",
     "RESAMPLED_SET",
     "Criterion",
     "RunVerdict",
+    "ShardFailure",
     "Verdict",
     "case_outcomes",
     "case_passed",
@@ -54,11 +60,44 @@ __all__ = [
     "judge_run",
     "own_samples",
     "resampled_cases",
+    "shard_failures",
 ]
 
 
 # What a cost criterion measures when the route's calls could not be priced.
 NOT_MEASURABLE = "not measurable"
+# In a sharded run's settings: the shards that failed after their retries, as
+# `ShardFailure.as_json()` each; empty once every shard completed.
+FAILED_SHARDS_KEY = "failed_shards"
+
+
+@dataclass(frozen=True)
+class ShardFailure:
+    """A shard of a run (1-based `shard` of `shards`) that kept failing, and why."""
+
+    shard: int
+    shards: int
+    error: str
+
+    @property
+    def label(self) -> str:
+        return f"shard {self.shard} of {self.shards}"
+
+    def as_json(self) -> dict[str, int | str]:
+        return {"shard": self.shard, "shards": self.shards, "error": self.error}
+
+
+def shard_failures(settings: Mapping[str, object]) -> list[ShardFailure]:
+    """The failed shards a run's settings record, in shard order."""
+    recorded = settings.get(FAILED_SHARDS_KEY)
+    if not isinstance(recorded, list):
+        return []
+    failures = [
+        ShardFailure(int(item["shard"]), int(item["shards"]), str(item.get("error") or ""))
+        for item in recorded
+        if isinstance(item, dict)
+    ]
+    return sorted(failures, key=lambda f: f.shard)
 
 
 class Verdict(StrEnum):
@@ -246,6 +285,18 @@ def _regression_criterion(regression: Regression) -> Criterion:
     )
 
 
+def _shards_criterion(failures: Sequence[ShardFailure]) -> Criterion:
+    """Every shard of a sharded run must have completed: a failed one left its pairs out."""
+    shards = failures[0].shards
+    return Criterion(
+        "shards",
+        f"all {shards} complete",
+        ", ".join(f"{f.label} failed" for f in failures),
+        None,
+        "; ".join(f"{f.label}: {f.error}" for f in failures),
+    )
+
+
 def judge(
     cases: Iterable[CaseResults],
     scorecard: Scorecard,
@@ -253,13 +304,15 @@ def judge(
     resampled: Mapping[str, int] | None = None,
     regression: Regression | None = None,
     pricing: Pricing = PRICED,
+    failed_shards: Sequence[ShardFailure] = (),
 ) -> RunVerdict:
     """The verdict of a run's case results against the scorecard.
 
     `resampled`: the cases the gate re-sampled with their own sample counts (see
     `RESAMPLED_KEY`); `regression`: the paired comparison with an earlier run, when the
     scorecard asks for one; `pricing`: the costs the run could not price (`run_pricing`),
-    whose budgets are then not measurable.
+    whose budgets are then not measurable; `failed_shards`: the shards of a sharded run
+    that kept failing (`shard_failures`), which make the verdict inconclusive.
     """
     cases = list(cases)
     resampled = dict(resampled or {})
@@ -338,7 +391,15 @@ def judge(
         )
     judge_cost = sum(s.judge_cost_usd for s in samples) if pricing.judge_cost_known else None
     flaky = sorted(c.case_id for c in cases if c.flaky)
-    if criteria[0].held is False:
+    if failed_shards:
+        # The missing pairs could hold any outcome: nothing about the run is conclusive.
+        criteria.insert(0, _shards_criterion(failed_shards))
+        verdict, reason = (
+            Verdict.inconclusive,
+            "; ".join(f"{f.label} failed: {f.error}" for f in failed_shards)
+            + ": the run is incomplete, so it says nothing about quality",
+        )
+    elif criteria[0].held is False:
         verdict, reason = (
             Verdict.inconclusive,
             (
@@ -372,12 +433,13 @@ def judge(
 
 def judge_run(results: RunResults, *, regression: Regression | None = None) -> RunVerdict:
     """The verdict against the scorecard snapshot stored with the run, not today's file,
-    with the cases its gate re-sampled as the run's settings record them and the costs it
-    could not price."""
+    with the cases its gate re-sampled as the run's settings record them, the costs it
+    could not price and the shards that failed."""
     return judge(
         results.cases,
         Scorecard.model_validate(results.run.scorecard),
         resampled=resampled_cases(results.run.settings),
         regression=regression,
         pricing=run_pricing(results.run),
+        failed_shards=shard_failures(results.run.settings),
     )

@@ -1,4 +1,5 @@
-"""The run engine: call the target for every (case, sample), score, persist, resume."""
+"""The run engine: call the target for every (case, sample), score, persist, resume;
+one shard of a run's pairs at a time when it is sharded."""
 
 from evalcore.run.engine import Counters, EngineOptions, execute, work_items
 from evalcore.run.retry import RetryPolicy
@@ -6,7 +7,9 @@ from evalcore.run.service import (
     RunReport,
     RunRequest,
     RunSetupError,
+    ShardedReport,
     execute_run,
+    execute_shards,
     flow_url,
     full_url,
     keep_full_url,
@@ -14,6 +17,7 @@ from evalcore.run.service import (
     prepare_run,
     run_for_resume,
 )
+from evalcore.run.shards import Shard, ShardProgress, ShardsFailed, shard_of, shard_progress
 
 __all__ = [
     "Counters",
@@ -22,13 +26,20 @@ __all__ = [
     "RunReport",
     "RunRequest",
     "RunSetupError",
+    "Shard",
+    "ShardProgress",
+    "ShardedReport",
+    "ShardsFailed",
     "execute",
     "execute_run",
+    "execute_shards",
     "flow_url",
     "full_url",
     "keep_full_url",
     "override_target",
     "prepare_run",
     "run_for_resume",
+    "shard_of",
+    "shard_progress",
     "work_items",
 ]

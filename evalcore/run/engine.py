@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,10 +64,19 @@ WorkItem = tuple[Case, int, dict[str, Any]]
 _Called = tuple[Case, int, "Reply | TargetError", float, int]
 
 
-def work_items(cases: list[Case], done: set[tuple[str, int]]) -> Iterator[WorkItem]:
-    """(case, sample, input) for every pair without a result; inputs built once per case."""
+def work_items(
+    cases: list[Case],
+    done: set[tuple[str, int]],
+    only: Callable[[str, int], bool] | None = None,
+) -> Iterator[WorkItem]:
+    """(case, sample, input) for every pair without a result (and, with `only`, that it
+    keeps: one shard's pairs); inputs built once per case."""
     for case in cases:
-        todo = [s for s in range(case.samples) if (case.id, s) not in done]
+        todo = [
+            s
+            for s in range(case.samples)
+            if (case.id, s) not in done and (only is None or only(case.id, s))
+        ]
         if not todo:
             continue
         case_input = case.input.model_dump(mode="json")

@@ -9,23 +9,31 @@ again from the environment.
 A full URL lives only in this process's memory, found by its masked form: a command
 hands a flow the masked URL as its parameter (what Prefect stores) and the flow, in the
 same process, gets the full one back with `full_url`.
+
+A sharded run (`run.shards` / `--shards`) is run one shard at a time by `execute_run(...,
+shard=...)`, in any process, and closed once by whoever waited for all its shards
+(`run.shards.close_sharded_run`); `execute_shards` does both in this process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from evalcore.results.pricing import UNPRICED_KEY, missing_prices
 from evalcore.results.run_stats import record_run_stats
+from evalcore.results.verdict import ShardFailure
 from evalcore.run.engine import Counters, EngineOptions, execute, extra_items, work_items
 from evalcore.run.retry import RetryPolicy
+from evalcore.run.shards import SHARDS_KEY, Shard, close_sharded_run, shards_of
 from evalcore.scorers._judge import judge_secrets
 from evalcore.scorers.base import ScoreContext
 from evalcore.store.repository import (
@@ -102,6 +110,7 @@ class RunRequest:
     rps: float | None = None
     timeout_s: float | None = None
     retries: int | None = None
+    shards: int | None = None
 
 
 @dataclass
@@ -186,6 +195,9 @@ def prepare_run(engine: Engine, suite: Suite, request: RunRequest) -> RunRow:
         "model": request.model,
         "judge_url": keep_full_url(judge_url),
     }
+    shards = request.shards if request.shards is not None else run_settings.shards
+    if shards > 1:  # an unsharded run's settings stay as they were
+        settings[SHARDS_KEY] = shards
     # A target that cannot be built (missing key variable, bad callable) stops here,
     # before a run row exists that nothing would ever close.
     build_target(config, concurrency=settings["concurrency"], timeout_s=settings["timeout_s"])
@@ -284,6 +296,7 @@ async def execute_run(
     batch_size: int = 500,
     extra: Mapping[str, Sequence[int]] | None = None,
     record_stats: bool = True,
+    shard: Shard | None = None,
 ) -> RunReport:
     """Run every (case, sample) of `run` that has no result yet, then close the run.
 
@@ -292,6 +305,9 @@ async def execute_run(
     of the same run. The run is `running` meanwhile, so a gate killed while re-sampling
     is resumed, and `finished` again after. `record_stats=False` leaves the run's stats
     row to the caller (the re-sampling rounds record it once, after the last round).
+
+    With `shard`, only that shard's pairs without a result are run and the run is left
+    open: whoever waits for all the shards closes it (`close_sharded_run`).
     """
     counters = counters or Counters()
     settings = run.settings
@@ -302,7 +318,12 @@ async def execute_run(
     config = override_target(suite.scorecard.target, url=target_url, model=settings.get("model"))
     cases: list[Case] = suite.select(sets=[EvalSet(s) for s in run.sets])
     done = done_pairs(engine, run.id)
-    if extra is None:
+    if shard is not None:
+        items = work_items(cases, done, only=shard.contains)
+        mine = [(c.id, s) for c in cases for s in range(c.samples) if shard.contains(c.id, s)]
+        counters.planned = len(mine)
+        counters.skipped = sum(1 for pair in mine if pair in done)
+    elif extra is None:
         items = work_items(cases, done)
         counters.planned = run.planned
         counters.skipped = len(done)
@@ -366,12 +387,13 @@ async def execute_run(
         raise
     finally:
         gc.unfreeze()
-        set_run_status(engine, run.id, status)
+        if shard is None:  # a shard leaves the run to whoever waits for all of them
+            set_run_status(engine, run.id, status)
         await target.aclose()
         if judge_client is not None:
             await judge_client.aclose()
     elapsed = time.perf_counter() - started
-    if record_stats:
+    if record_stats and shard is None:
         record_run_stats(engine, run.id)  # finished: its row for the trends
     refreshed = get_run(engine, run.id)
     assert refreshed is not None
@@ -382,3 +404,71 @@ async def execute_run(
         elapsed_s=elapsed,
         counters=counters,
     )
+
+
+ShardWatch = Callable[[Shard, Counters], AbstractAsyncContextManager[object]]
+
+
+@dataclass
+class ShardedReport:
+    """A sharded run run here: its report after closing, and the shards that failed."""
+
+    report: RunReport
+    failures: list[ShardFailure]
+
+
+async def execute_shards(
+    engine: Engine,
+    suite: Suite,
+    run: RunRow,
+    *,
+    watch: ShardWatch | None = None,
+    seed: int | None = None,
+    batch_size: int = 500,
+) -> ShardedReport:
+    """Every shard of `run`, one after another in this process (through the same path a
+    `run-shard` flow run takes), then the run closed once. A shard that raises is recorded
+    as failed and the next one runs; `watch(shard, counters)` wraps each (a progress bar)."""
+    started = time.perf_counter()
+    written = 0
+    total = Counters()
+    failures: list[ShardFailure] = []
+    if run.status != "running":
+        set_run_status(engine, run.id, "running")
+    for shard in shards_of(run):
+        counters = Counters()
+        try:
+            async with watch(shard, counters) if watch else _nothing():
+                report = await execute_run(
+                    engine,
+                    suite,
+                    run,
+                    counters=counters,
+                    seed=seed,
+                    batch_size=batch_size,
+                    shard=shard,
+                )
+            written += report.written
+        except Exception as exc:
+            failures.append(ShardFailure(shard.index, shard.of, f"{type(exc).__name__}: {exc}"))
+        except BaseException:  # Ctrl-C, a cancelled task: resumable, like an unsharded run
+            set_run_status(engine, run.id, "interrupted")
+            raise
+        for count in fields(Counters):
+            setattr(total, count.name, getattr(total, count.name) + getattr(counters, count.name))
+    recorded = close_sharded_run(engine, run, failures)
+    refreshed = get_run(engine, run.id)
+    assert refreshed is not None
+    report = RunReport(
+        run=refreshed,
+        totals=run_totals(engine, run.id),
+        written=written,
+        elapsed_s=time.perf_counter() - started,
+        counters=total,
+    )
+    return ShardedReport(report, recorded)
+
+
+@contextlib.asynccontextmanager
+async def _nothing() -> AsyncIterator[None]:
+    yield

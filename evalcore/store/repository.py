@@ -229,6 +229,20 @@ def dataset_case_rows(engine: Engine, dataset_hash: str) -> list[DatasetCaseRow]
         return list(session.exec(stmt).all())
 
 
+def case_samples(engine: Engine, dataset_hash: str, sets: Sequence[str]) -> list[tuple[str, int]]:
+    """(case id, samples) of every case of `sets` in a dataset version, without the bodies:
+    the pairs a run of those sets plans."""
+    t = CASE_TABLE.c
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(t.case_id, t.samples)
+            .where(t.dataset_hash == dataset_hash)
+            .where(t.set.in_(list(sets)))
+            .order_by(t.case_id)
+        )
+        return [(case_id, int(samples)) for case_id, samples in rows]
+
+
 UNFINISHED = ("running", "interrupted", "failed")
 
 

@@ -1,0 +1,289 @@
+"""Sharded runs on Prefect: the `run-shard` flow, and the waiting side that starts one flow
+run of its deployment per shard.
+
+`run_shard` runs one shard's pairs of an open run (those without a result: a retry, or a
+second attempt of the same shard, resumes from what was stored) and leaves the run open.
+`run_sharded` is what a gate or monitor run does for a run with `shards > 1`: one flow
+run of `run-shard/run-shard` per shard, picked up by whichever worker is free; it waits
+for all of them, publishes their progress as a Prefect artifact, and closes the run once.
+
+Prefect retries a shard that raised (the flow's own `retries`). A worker that dies leaves
+its flow run Crashed, which no flow retry covers: the waiting side schedules that flow
+run again, up to `CRASH_RETRIES` times. A shard that still fails is recorded on the run
+(`FAILED_SHARDS_KEY`), which makes its verdict inconclusive, naming the shard. Without a
+`run-shard` deployment on the server the shards run in the waiting process, one after
+another, through the same shard path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import (
+    acreate_progress_artifact,
+    acreate_table_artifact,
+    aupdate_progress_artifact,
+)
+from prefect.client.orchestration import PrefectClient, get_client
+from prefect.context import FlowRunContext, TaskRunContext
+from prefect.deployments.flow_runs import arun_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled, Scheduled
+from sqlalchemy.engine import Engine
+
+from evalcore.results.verdict import ShardFailure
+from evalcore.run import RunSetupError, Shard, execute_run, execute_shards, full_url, run_for_resume
+from evalcore.run.shards import close_sharded_run, shard_count, shard_progress, shards_of
+from evalcore.settings import get_settings
+from evalcore.store.engine import get_engine
+from evalcore.store.repository import get_run, run_totals, set_run_status
+from evalcore.store.tables import RunRow
+from evalcore.suite import Suite, load_suite
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+
+SHARD_FLOW = "run-shard"
+SHARD_DEPLOYMENT = "run-shard"
+# How many times a shard whose flow run crashed (its worker died) is scheduled again.
+CRASH_RETRIES = 2
+# A shard's flow run that no worker has started by then is cancelled and counted failed,
+# so a deployment nobody serves cannot keep a gate waiting for ever.
+START_TIMEOUT_S = 600.0
+
+Log = Callable[[str], None]
+
+
+@flow(
+    name=SHARD_FLOW,
+    persist_result=False,
+    log_prints=False,
+    retries=2,
+    retry_delay_seconds=5,
+)
+async def run_shard(
+    run_id: str, shard: int, shards: int, suite: str | None = None
+) -> dict[str, int]:
+    """Call, score and store the pairs of shard `shard` of `shards` of run `run_id` that
+    have no result yet; the run stays open for whoever waits for all its shards.
+
+    The run's URLs are stored masked; a masked one is completed from EVALCORE_TARGET_URL /
+    EVALCORE_JUDGE_URL of the worker, as a served gate does.
+    """
+    logger = get_run_logger()
+    engine = get_engine()
+    stored = get_run(engine, run_id)
+    if stored is None:
+        raise RunSetupError(f"no run with id {run_id!r} in the store this worker uses")
+    if shard_count(stored.settings) != shards:
+        raise RunSetupError(
+            f"run {run_id[:12]} is split into {shard_count(stored.settings)} shards, not {shards}"
+        )
+    settings = get_settings()
+    loaded = load_suite(Path(suite or settings.suite))
+    # Checks the suite still has the run's dataset and scorecard, and keeps the full URLs.
+    run = run_for_resume(
+        engine,
+        loaded,
+        run_id,
+        target_url=_full(
+            stored.settings.get("target_url"), "EVALCORE_TARGET_URL", settings.target_url
+        ),
+        judge_url=_full(stored.settings.get("judge_url"), "EVALCORE_JUDGE_URL", settings.judge_url),
+    )
+    report = await execute_run(engine, loaded, run, shard=Shard(shard, shards))
+    counters = report.counters
+    logger.info(
+        "run %s %s: %s new results in %.2f s (%s of its %s pairs already stored)",
+        run_id[:12],
+        Shard(shard, shards),
+        report.written,
+        report.elapsed_s,
+        counters.skipped,
+        counters.planned,
+    )
+    return {"planned": counters.planned, "skipped": counters.skipped, "written": report.written}
+
+
+def _full(stored: str | None, variable: str, setting: str | None) -> str | None:
+    """The URL to call for one a run stored (masked when it had credentials: completed
+    from this worker's `variable`); None when the run called the scorecard's."""
+    return full_url(stored, option=variable, fallback=setting) if stored else None
+
+
+def artifact_key(run_id: str) -> str:
+    return f"shards-{run_id[:12]}"
+
+
+@dataclass
+class _ShardRun:
+    """One shard's flow run as the waiting side follows it."""
+
+    shard: Shard
+    flow_run_id: UUID
+    crashes: int = 0
+    failure: ShardFailure | None = None
+    done: bool = False
+    # Since when the flow run waits for a worker (None while one runs it).
+    waiting_since: float | None = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Progress:
+    """The run's progress artifact: stored pairs over planned, updated as they come.
+    Published only from a flow or task run (Prefect keeps artifacts with one)."""
+
+    run: RunRow
+    engine: Engine
+    artifact_id: UUID | None = None
+    shown: float = -1.0
+    last_update: float = field(default=0.0)
+    published: bool = field(
+        default_factory=lambda: FlowRunContext.get() is not None or TaskRunContext.get() is not None
+    )
+
+    async def update(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.published or (not force and now - self.last_update < 5.0):
+            return
+        self.last_update = now
+        stored = run_totals(self.engine, self.run.id).results
+        percent = min(100.0, 100.0 * stored / self.run.planned) if self.run.planned else 100.0
+        if percent == self.shown:
+            return
+        self.shown = percent
+        description = f"run {self.run.id[:12]}: {stored} of {self.run.planned} pairs stored"
+        if self.artifact_id is None:
+            self.artifact_id = await acreate_progress_artifact(
+                progress=percent, key=artifact_key(self.run.id), description=description
+            )
+        else:
+            await aupdate_progress_artifact(self.artifact_id, percent, description=description)
+
+    async def table(self) -> None:
+        """Per shard: planned and stored pairs, and what became of it."""
+        if not self.published:
+            return
+        run = get_run(self.engine, self.run.id) or self.run
+        await acreate_table_artifact(
+            table=[p.as_json() for p in shard_progress(self.engine, run)],
+            key=f"{artifact_key(run.id)}-table",
+            description=f"run {run.id[:12]}: its shards",
+        )
+
+
+async def _shard_deployment(client: PrefectClient) -> UUID | None:
+    try:
+        deployment = await client.read_deployment_by_name(f"{SHARD_FLOW}/{SHARD_DEPLOYMENT}")
+    except ObjectNotFound:
+        return None
+    return deployment.id
+
+
+async def _follow(client: PrefectClient, followed: _ShardRun, log: Log) -> None:
+    """Look at a shard's flow run once: done, failed, scheduled again after a crash, or
+    cancelled when no worker ever started it."""
+    flow_run: FlowRun = await client.read_flow_run(followed.flow_run_id)
+    state = flow_run.state
+    if state is None:
+        return
+    shard = followed.shard
+    if state.is_completed():
+        followed.done = True
+        log(f"{shard} completed ({flow_run.name})")
+    elif state.is_crashed() and followed.crashes < CRASH_RETRIES:
+        followed.crashes += 1
+        followed.waiting_since = time.monotonic()
+        log(
+            f"{shard} crashed ({flow_run.name}: {state.message}); scheduled again, "
+            f"{followed.crashes} of {CRASH_RETRIES} retries"
+        )
+        await client.set_flow_run_state(
+            followed.flow_run_id,
+            Scheduled(message=f"{shard} crashed; retry {followed.crashes} of {CRASH_RETRIES}"),
+            force=True,
+        )
+    elif state.is_final():
+        followed.done = True
+        why = f"its flow run {flow_run.name} ended {state.name}"
+        if state.message:
+            why += f": {state.message}"
+        followed.failure = ShardFailure(shard.index, shard.of, why)
+        log(f"{shard} failed: {why}")
+    elif state.is_running():
+        followed.waiting_since = None
+    elif followed.waiting_since is None:
+        followed.waiting_since = time.monotonic()
+    elif time.monotonic() - followed.waiting_since > START_TIMEOUT_S:
+        message = f"no worker started its flow run {flow_run.name} within {START_TIMEOUT_S:.0f} s"
+        await client.set_flow_run_state(
+            followed.flow_run_id, Cancelled(message=message), force=True
+        )
+        followed.done = True
+        followed.failure = ShardFailure(shard.index, shard.of, message)
+        log(f"{shard} failed: {message} (is a worker serving the run-shard deployment?)")
+
+
+async def run_sharded(
+    engine: Engine,
+    suite: Suite,
+    run: RunRow,
+    *,
+    log: Log,
+    poll_s: float = 1.0,
+) -> list[ShardFailure]:
+    """Run every shard of `run` as its own `run-shard` flow run, wait for all of them, and
+    close the run once; returns the shards that failed (recorded on the run). Without a
+    `run-shard` deployment the shards run here, one after another."""
+    progress = _Progress(run, engine)
+    async with get_client() as client:
+        deployment_id = await _shard_deployment(client)
+        if deployment_id is None:
+            log(
+                f"no {SHARD_FLOW}/{SHARD_DEPLOYMENT} deployment on the Prefect server: the "
+                f"{shard_count(run.settings)} shards of run {run.id[:12]} run in this process, "
+                "one after another"
+            )
+            sharded = await execute_shards(engine, suite, run)
+            await progress.update(force=True)
+            await progress.table()
+            return sharded.failures
+        if run.status != "running":  # a failed or interrupted run, resumed
+            set_run_status(engine, run.id, "running")
+        followed: list[_ShardRun] = []
+        for shard in shards_of(run):
+            flow_run = await arun_deployment(
+                deployment_id,
+                client=client,
+                parameters={
+                    "run_id": run.id,
+                    "shard": shard.index,
+                    "shards": shard.of,
+                    "suite": str(suite.root.resolve()),
+                },
+                flow_run_name=f"{run.id[:12]}-shard-{shard.index}-of-{shard.of}",
+                tags=["evalcore", SHARD_FLOW],
+                timeout=0,
+            )
+            followed.append(_ShardRun(shard, flow_run.id))
+        log(f"run {run.id[:12]}: {len(followed)} shard flow runs submitted to {SHARD_FLOW}")
+        await progress.update(force=True)
+        while not all(f.done for f in followed):
+            await asyncio.sleep(poll_s)
+            for shard_run in followed:
+                if not shard_run.done:
+                    await _follow(client, shard_run, log)
+            await progress.update()
+    failures = close_sharded_run(
+        engine, run, [f.failure for f in followed if f.failure is not None]
+    )
+    await progress.update(force=True)
+    await progress.table()
+    return failures
