@@ -54,6 +54,10 @@ SHARD_FLOW = "run-shard"
 SHARD_DEPLOYMENT = "run-shard"
 # How many times a shard whose flow run crashed (its worker died) is scheduled again.
 CRASH_RETRIES = 2
+# A flow run a worker took (Pending) but never started within this long: that worker died
+# while starting it (Prefect marks only a Running flow run Crashed, from its heartbeats),
+# so it is scheduled again for another worker, counted as one of the crash retries.
+PENDING_TIMEOUT_S = 60.0
 # A shard's flow run that no worker has started by then is cancelled and counted failed,
 # so a deployment nobody serves cannot keep a gate waiting for ever.
 START_TIMEOUT_S = 600.0
@@ -133,6 +137,8 @@ class _ShardRun:
     done: bool = False
     # Since when the flow run waits for a worker (None while one runs it).
     waiting_since: float | None = field(default_factory=time.monotonic)
+    # Since when a worker holds it Pending without starting it (None when it is not).
+    pending_since: float | None = None
 
 
 @dataclass
@@ -219,6 +225,27 @@ async def _follow(client: PrefectClient, followed: _ShardRun, log: Log) -> None:
         log(f"{shard} failed: {why}")
     elif state.is_running():
         followed.waiting_since = None
+        followed.pending_since = None
+    elif state.is_pending() and followed.pending_since is None:
+        followed.pending_since = time.monotonic()
+    elif (
+        state.is_pending()
+        and followed.pending_since is not None
+        and time.monotonic() - followed.pending_since > PENDING_TIMEOUT_S
+        and followed.crashes < CRASH_RETRIES
+    ):
+        followed.crashes += 1
+        followed.pending_since = None
+        log(
+            f"{shard}: the worker that took {flow_run.name} never started it in "
+            f"{PENDING_TIMEOUT_S:.0f} s; scheduled again, {followed.crashes} of "
+            f"{CRASH_RETRIES} retries"
+        )
+        await client.set_flow_run_state(
+            followed.flow_run_id,
+            Scheduled(message=f"{shard} was never started; retry {followed.crashes}"),
+            force=True,
+        )
     elif followed.waiting_since is None:
         followed.waiting_since = time.monotonic()
     elif time.monotonic() - followed.waiting_since > START_TIMEOUT_S:

@@ -83,7 +83,18 @@ def up(
     )
     code = 0
     try:
+        reported: set[str] = set()
         while (dead := stack.failed_child()) is None:
+            for worker in stack.workers_gone():
+                if worker.name not in reported:
+                    reported.add(worker.name)
+                    console.print(
+                        f"[yellow]{worker.name} stopped[/]; the other workers go on (its flow "
+                        f"runs are scheduled again once Prefect marks them crashed); its log: "
+                        f"{worker.log_path}",
+                        highlight=False,
+                        soft_wrap=True,
+                    )
             time.sleep(0.5)
         console.print(f"[red]{dead.name} stopped[/]; its log:\n{dead.tail()}", highlight=False)
         code = 1

@@ -30,6 +30,11 @@ from evalcore.local.reference import Knobs, ReferenceServer
 
 GATE_DEPLOYMENT_PATH = "release-gate/release-gate"
 WORK_POOL = "evalcore"  # the process work pool prefect.yaml deploys every flow to
+# Flow runs on workers send a heartbeat this often (Prefect's least, 30 s); one silent for
+# two heartbeats and a margin is marked Crashed (its worker or machine died), so that a
+# gate waiting on a shard reschedules it instead of waiting for ever.
+HEARTBEAT_S = 30
+ZOMBIE_AUTOMATION = "evalcore: crash flow runs that stopped sending heartbeats"
 
 
 class StackError(Exception):
@@ -137,7 +142,16 @@ class Stack:
         self.children.clear()
 
     def failed_child(self) -> ManagedProcess | None:
-        return next((c for c in self.children if not c.alive()), None)
+        """A child the stack cannot go on without: the server or the served deployments.
+        A worker that stops is not one (the others take its flow runs): see `workers_gone`."""
+        return next((c for c in self.children if not c.alive() and not _is_worker(c)), None)
+
+    def workers_gone(self) -> list[ManagedProcess]:
+        return [c for c in self.children if _is_worker(c) and not c.alive()]
+
+
+def _is_worker(child: ManagedProcess) -> bool:
+    return child.name.startswith("worker ")
 
 
 def start_stack(
@@ -194,6 +208,8 @@ def start_stack(
         if workers:
             on_step(f"prefect deploy --all: prefect.yaml's deployments on pool {WORK_POOL}")
             deploy_to_pool(env, project)
+            env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S))
+            crash_zombie_flow_runs(api_url, int(env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]))
             on_step(f"{workers} worker(s) on pool {WORK_POOL}")
             stack.children += start_workers(env, logs, workers, project, startup_timeout_s)
             return stack
@@ -343,3 +359,50 @@ def online_workers(api_url: str) -> list[str]:
     if response.status_code != 200:
         return []
     return sorted(w["name"] for w in response.json() if w.get("status") == "ONLINE")
+
+
+def crash_zombie_flow_runs(api_url: str, heartbeat_s: int) -> None:
+    """The automation Prefect's guide gives for flow runs whose worker died: a flow run
+    that started running or sent a heartbeat, and then neither another heartbeat nor a
+    final state within two heartbeats and a margin, is marked Crashed. Created once per
+    server."""
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        existing = httpx.post(f"{api_url}/automations/filter", json={}, timeout=10)
+        existing.raise_for_status()
+        if any(a["name"] == ZOMBIE_AUTOMATION for a in existing.json()):
+            return
+        Automation(
+            name=ZOMBIE_AUTOMATION,
+            trigger=EventTrigger(
+                # From Running too, not only the first heartbeat: a process killed within
+                # a second of starting may never have sent one.
+                after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
+                expect={
+                    "prefect.flow-run.heartbeat",
+                    "prefect.flow-run.Completed",
+                    "prefect.flow-run.Failed",
+                    "prefect.flow-run.Cancelled",
+                    "prefect.flow-run.Crashed",
+                },
+                match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=timedelta(seconds=2 * heartbeat_s + 10),
+            ),
+            actions=[
+                ChangeFlowRunState(
+                    state=StateType.CRASHED,
+                    message=f"its worker stopped: no heartbeat for {2 * heartbeat_s + 10} s",
+                )
+            ],
+        ).create()

@@ -45,11 +45,12 @@ def _final_state(api: str, flow_run_id: str, timeout_s: float) -> str:
 
 
 def _ran_on_a_worker(home: Path, flow_run_id: str) -> list[str]:
-    """The workers whose log says they submitted this flow run."""
+    """The workers whose log holds the flow run's own output (its "View at" line): the
+    one that ran it. Both may log an attempt to submit it, one of them aborted."""
     return sorted(
         log.stem
         for log in (home / "logs").glob("evalcore-worker-*.log")
-        if flow_run_id in log.read_text(errors="replace")
+        if f"/flow-run/{flow_run_id}" in log.read_text(errors="replace")
     )
 
 
