@@ -196,6 +196,7 @@ def main() -> None:
             "fixtures",
             "import",
             "traces",
+            "scale",
             "startup",
         ],
         default="all",
@@ -230,6 +231,10 @@ def main() -> None:
             from bench.traces import traces_bench
 
             traces_bench()
+        if args.only in ("all", "scale"):
+            from bench.scale import scale_bench
+
+            scale_bench(work, line, stub, free_port)
         if args.only in ("all", "startup"):
             with stub(0) as url:
                 startup_bench(work, url, line)

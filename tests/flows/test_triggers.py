@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from evalcore.store.repository import list_runs
 from evalcore.store.tables import TriggerEventRow
 from tests.cli_helpers import evalcore
 from tests.conftest import free_port
+from tests.flows.workers_stack import final_state, wait_for_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,17 +53,6 @@ def test_prefect_yaml_declares_the_trigger_deployments_serve_uses() -> None:
     assert served.expect == {RELEASE_EVENT}
 
 
-def _wait_for_line(log: Path, needle: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        if needle in text:
-            return
-        assert proc.poll() is None, f"evalcore up exited early:\n{text}"
-        time.sleep(0.25)
-    raise AssertionError(f"{needle!r} not seen within {timeout_s} s:\n{log.read_text()}")
-
-
 @contextmanager
 def on_the_stack(api: str) -> Iterator[None]:
     """Prefect calls from this process go to the stack's server."""
@@ -71,16 +60,6 @@ def on_the_stack(api: str) -> Iterator[None]:
 
     with temporary_settings({PREFECT_API_URL: api, PREFECT_LOGGING_TO_API_ENABLED: False}):
         yield
-
-
-def _final_state(api: str, flow_run_id: str, *, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
-        if state and state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-            return str(state["type"])
-        time.sleep(0.5)
-    raise AssertionError(f"flow run {flow_run_id} did not finish within {timeout_s} s")
 
 
 def _release_automations(api: str) -> list[dict[str, Any]]:
@@ -138,7 +117,7 @@ def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_for_line(log, "up: Prefect API", up, 150)
+        wait_for_line(log, "up: Prefect API", up, 150)
         api = f"http://127.0.0.1:{port}/api"
         assert (home / "prefect").is_dir()  # the server's state is under EVALCORE_HOME
         assert len(_release_automations(api)) == 1
@@ -187,7 +166,7 @@ def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(
         flow_run = httpx.post(
             f"{api}/deployments/{nightly.json()['id']}/create_flow_run", json={}, timeout=10
         ).json()
-        state = _final_state(api, flow_run["id"], timeout_s=120)
+        state = final_state(api, flow_run["id"], timeout_s=120)
         assert state == "COMPLETED"
         monitored = [r for r in list_runs(engine) if r.sets == ["monitoring"]]
         assert [(r.trigger, r.status) for r in monitored] == [("nightly", "finished")]

@@ -1,10 +1,10 @@
 """Past one process: `evalcore up --workers 2` deploys prefect.yaml to the `evalcore`
-process pool and starts two workers; the gate triggered by `release.created` and the
-nightly monitor run on those workers, the Prefect server and the store on PostgreSQL."""
+process pool and starts two workers; the gate triggered by `release.created`, the nightly
+monitor and the weekly digest run on those workers, the Prefect server and the store on
+PostgreSQL."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,7 @@ from evalcore.results.verdict import Verdict
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import list_runs
 from tests.cli_helpers import evalcore
-from tests.flows.workers_stack import workers_stack
+from tests.flows.workers_stack import final_state, workers_stack
 
 pytestmark = pytest.mark.slow
 
@@ -32,16 +32,6 @@ def _flow_runs(api: str, deployment: str) -> list[dict[str, object]]:
     response.raise_for_status()
     runs: list[dict[str, object]] = response.json()
     return runs
-
-
-def _final_state(api: str, flow_run_id: str, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
-        if state and state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-            return str(state["type"])
-        time.sleep(0.5)
-    raise AssertionError(f"flow run {flow_run_id} did not finish within {timeout_s} s")
 
 
 def _ran_on_a_worker(home: Path, flow_run_id: str) -> list[str]:
@@ -85,7 +75,18 @@ def test_two_workers_run_the_gate_and_the_monitor(tmp_path: Path) -> None:
         flow_run = httpx.post(
             f"{stack.api}/deployments/{nightly['id']}/create_flow_run", json={}, timeout=10
         ).json()
-        assert _final_state(stack.api, flow_run["id"], timeout_s=180) == "COMPLETED"
+        assert final_state(stack.api, flow_run["id"], timeout_s=180) == "COMPLETED"
         assert len(_ran_on_a_worker(stack.home, flow_run["id"])) == 1
         monitored = [r for r in list_runs(engine) if r.sets == ["monitoring"]]
         assert [(r.trigger, r.status) for r in monitored] == [("nightly", "finished")]
+
+        # The weekly digest too (no Slack token here: it is written to files, offline).
+        digest = httpx.get(
+            f"{stack.api}/deployments/name/weekly-digest/weekly-digest", timeout=10
+        ).json()
+        flow_run = httpx.post(
+            f"{stack.api}/deployments/{digest['id']}/create_flow_run", json={}, timeout=10
+        ).json()
+        assert final_state(stack.api, flow_run["id"], timeout_s=180) == "COMPLETED"
+        assert len(_ran_on_a_worker(stack.home, flow_run["id"])) == 1
+        assert list((stack.home / "digests").glob("*.md")), "the digest wrote no file"
