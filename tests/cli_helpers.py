@@ -120,14 +120,22 @@ def _logs_to(command_stderr: IO[str], *, instead_of: IO[str]) -> Iterator[None]:
     runs, as in a process; after it, back to the usual stream, also those set up during
     the call."""
     for handler in _stream_handlers():
-        if handler.stream is instead_of:
+        if handler.stream is instead_of or _closed(handler):
             _write_to(handler, command_stderr)
     try:
         yield
     finally:
         for handler in _stream_handlers():
-            if handler.stream is command_stderr:
+            if handler.stream is command_stderr or _closed(handler):
                 _write_to(handler, instead_of)
+
+
+def _closed(handler: logging.StreamHandler[Any]) -> bool:
+    """A handler left writing to the stream of a call that has ended (set up by a library
+    during that call, through a path the redirection above did not see)."""
+    console = getattr(handler, "console", None)
+    streams = [handler.stream, getattr(console, "file", None)]
+    return any(getattr(stream, "closed", False) for stream in streams)
 
 
 def process_env(home: Path, env: dict[str, str] | None = None) -> dict[str, str]:
