@@ -108,7 +108,15 @@ def _stream_handlers() -> list[logging.StreamHandler[Any]]:
 
 
 def _write_to(handler: logging.StreamHandler[Any], stream: IO[str]) -> None:
-    handler.setStream(stream)
+    if getattr(handler.stream, "closed", False):
+        # setStream flushes the old stream first, which a closed one refuses.
+        handler.acquire()
+        try:
+            handler.stream = stream
+        finally:
+            handler.release()
+    else:
+        handler.setStream(stream)
     console = getattr(handler, "console", None)  # Prefect's handler prints through rich
     if console is not None:
         console.file = stream
