@@ -35,8 +35,8 @@ from evalcore.triage.traces.messages import Turn, content_text, conversation, me
 from evalcore.triage.traces.selection import (
     Evaluation,
     Selection,
-    first_failing,
     score_of,
+    selected,
     trace_id_key,
 )
 
@@ -75,12 +75,8 @@ def read_langfuse(
     for where, trace in entries:
         scores, listed_by_id = _scores(trace.get("scores"), f"{where}.scores", refusals)
         ids_only += listed_by_id
-        failing = first_failing(scores, selection)
-        if wanted:
-            if trace_id_key(trace["id"]) not in wanted:
-                continue
-            failing = failing or (scores[0] if scores else None)
-        elif failing is None:
+        taken, failing = selected(scores, selection, trace_id_key(trace["id"]))
+        if not taken:
             continue
         built = _failure(where, trace, failing, selection, reporter, route)
         if isinstance(built, TraceFailure):

@@ -50,8 +50,8 @@ from evalcore.triage.traces.messages import Turn, conversation, message_turn, ro
 from evalcore.triage.traces.selection import (
     Evaluation,
     Selection,
-    first_failing,
     score_of,
+    selected,
 )
 
 EVALUATION_EVENTS = ("gen_ai.evaluation.result", "gen_ai.evaluation.user_feedback")
@@ -126,12 +126,8 @@ def read_otlp(
     failures: list[TraceFailure] = []
     for trace_id, spans in traces.items():
         evaluations = _evaluations(spans, selection)
-        failing = first_failing(evaluations, selection)
-        if wanted:
-            if trace_id not in wanted:
-                continue
-            failing = failing or (evaluations[0] if evaluations else None)
-        elif failing is None:
+        taken, failing = selected(evaluations, selection, trace_id)
+        if not taken:
             continue
         built = _failure(trace_id, spans, failing, selection, reporter, route)
         if isinstance(built, TraceFailure):

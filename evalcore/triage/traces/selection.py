@@ -19,7 +19,7 @@ says so. The item's provenance records which (`what_was_wrong_from`).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +118,20 @@ def score_of(value: object) -> float | None:
 
 def first_failing(evaluations: Iterable[Evaluation], selection: Selection) -> Evaluation | None:
     return next((e for e in evaluations if e.fails(selection)), None)
+
+
+def selected(
+    evaluations: Sequence[Evaluation], selection: Selection, trace_key: str
+) -> tuple[bool, Evaluation | None]:
+    """Whether a trace is taken in, and the evaluation that says why. With `--trace-id`
+    only the named traces are, with their failing evaluation (else their first, else
+    none); otherwise every trace with a failing evaluation."""
+    failing = first_failing(evaluations, selection)
+    if selection.wanted:
+        if trace_key not in selection.wanted:
+            return False, None
+        return True, failing or (evaluations[0] if evaluations else None)
+    return failing is not None, failing
 
 
 def what_was_wrong(evaluation: Evaluation | None, selection: Selection) -> tuple[str, str]:
