@@ -21,7 +21,7 @@ from evalcore.files import write_atomic
 from evalcore.report.rendering import render
 from evalcore.results.summary import RunSummary
 from evalcore.results.verdict import RunVerdict
-from evalcore.store.repository import CASE_TABLE, results_for_run
+from evalcore.store.repository import CASE_TABLE, result_measures, results_passed
 from evalcore.store.tables import RunRow
 
 _FAILED_CASES_SHOWN = 200
@@ -65,17 +65,22 @@ def histogram(values: list[float], *, title: str, unit: str, bins: int = 20) -> 
 
 
 def render_report(engine: Engine, run: RunRow, summary: RunSummary, verdict: RunVerdict) -> str:
-    rows = results_for_run(engine, run.id)
+    """The page; reads the failed and errored results it lists (at most
+    `_FAILED_CASES_SHOWN` each, with their cases) and the latency and cost of every result."""
+    failed = results_passed(engine, run.id, False, limit=_FAILED_CASES_SHOWN)
+    errors = results_passed(engine, run.id, None, limit=_FAILED_CASES_SHOWN)
+    measures = result_measures(engine, run.id)
+    bodies: dict[str, dict[str, Any]] = {}
+    wanted = sorted({r.case_id for r in failed})
     with engine.connect() as conn:
-        bodies: dict[str, dict[str, Any]] = {
-            case_id: body
-            for case_id, body in conn.execute(
+        for start in range(0, len(wanted), 500):
+            chunk = conn.execute(
                 select(CASE_TABLE.c.case_id, CASE_TABLE.c.body).where(
-                    CASE_TABLE.c.dataset_hash == run.dataset_hash
+                    CASE_TABLE.c.dataset_hash == run.dataset_hash,
+                    CASE_TABLE.c.case_id.in_(wanted[start : start + 500]),
                 )
             )
-        }
-    failed = [r for r in rows if r.passed is False][:_FAILED_CASES_SHOWN]
+            bodies.update((case_id, body) for case_id, body in chunk)
     return render(
         "report.html.j2",
         run=run,
@@ -93,13 +98,15 @@ def render_report(engine: Engine, run: RunRow, summary: RunSummary, verdict: Run
             }
             for r in failed
         ],
-        errors=[r for r in rows if r.passed is None][:_FAILED_CASES_SHOWN],
+        errors=errors,
         latency=histogram(
-            [r.latency_ms for r in rows if r.latency_ms is not None], title="Latency", unit="ms"
+            [latency for _, latency, _ in measures if latency is not None],
+            title="Latency",
+            unit="ms",
         ),
         # An unknown cost has no distribution: its zeros are no cost (`summary.cost_unknown`).
         cost=histogram(
-            [r.cost_usd for r in rows if r.passed is not None]
+            [cost for passed, _, cost in measures if passed is not None]
             if summary.cost_usd is not None
             else [],
             title="Cost per call",

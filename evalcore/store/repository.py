@@ -215,6 +215,35 @@ def results_for_run(engine: Engine, run_id: str) -> list[CaseResultRow]:
         return list(session.exec(stmt).all())
 
 
+def results_passed(
+    engine: Engine, run_id: str, passed: bool | None, *, limit: int
+) -> list[CaseResultRow]:
+    """The first `limit` results of `run_id` that passed, failed or (None) errored, in
+    (case, sample) order: what a report shows without reading the whole run."""
+    column = col(CaseResultRow.passed)
+    with Session(engine) as session:
+        stmt = (
+            model_select(CaseResultRow)
+            .where(col(CaseResultRow.run_id) == run_id)
+            .where(column.is_(None) if passed is None else column == passed)
+            .order_by(col(CaseResultRow.case_id), col(CaseResultRow.sample))
+            .limit(limit)
+        )
+        return list(session.exec(stmt).all())
+
+
+def result_measures(engine: Engine, run_id: str) -> list[tuple[bool | None, float | None, float]]:
+    """(passed, latency in ms, cost in USD) of every result of `run_id`, for distributions."""
+    table = CaseResultRow.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(table.c.passed, table.c.latency_ms, table.c.cost_usd).where(
+                table.c.run_id == run_id
+            )
+        )
+        return [(passed, latency, float(cost or 0.0)) for passed, latency, cost in rows]
+
+
 def list_runs(engine: Engine, *, limit: int = 20, release: str | None = None) -> list[RunRow]:
     with Session(engine) as session:
         stmt = model_select(RunRow).order_by(col(RunRow.created_at).desc())
