@@ -32,6 +32,7 @@ from prefect.artifacts import (
     aupdate_progress_artifact,
 )
 from prefect.client.orchestration import PrefectClient, get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.deployments.flow_runs import arun_deployment
 from prefect.exceptions import ObjectNotFound
@@ -40,7 +41,13 @@ from sqlalchemy.engine import Engine
 
 from evalcore.results.verdict import ShardFailure
 from evalcore.run import RunSetupError, Shard, execute_run, execute_shards, full_url, run_for_resume
-from evalcore.run.shards import close_sharded_run, shard_count, shard_progress, shards_of
+from evalcore.run.shards import (
+    ShardProgress,
+    close_sharded_run,
+    shard_count,
+    shard_progress,
+    shards_of,
+)
 from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import get_run, run_totals, set_run_status
@@ -61,6 +68,9 @@ PENDING_TIMEOUT_S = 60.0
 # A shard's flow run that no worker has started by then is cancelled and counted failed,
 # so a deployment nobody serves cannot keep a gate waiting for ever.
 START_TIMEOUT_S = 600.0
+# How often the waiting side reads its shards' flow runs (one request for all of them): a
+# shard's end reaches the verdict this much later at most.
+POLL_S = 0.25
 
 Log = Callable[[str], None]
 
@@ -173,15 +183,18 @@ class _Progress:
         else:
             await aupdate_progress_artifact(self.artifact_id, percent, description=description)
 
-    async def table(self) -> None:
-        """Per shard: planned and stored pairs, and what became of it."""
+    async def table(self, progress: list[ShardProgress] | None = None) -> None:
+        """Per shard: planned and stored pairs, and what became of it (`progress`, when
+        the caller has it already)."""
         if not self.published:
             return
-        run = get_run(self.engine, self.run.id) or self.run
+        if progress is None:
+            run = get_run(self.engine, self.run.id) or self.run
+            progress = shard_progress(self.engine, run)
         await acreate_table_artifact(
-            table=[p.as_json() for p in shard_progress(self.engine, run)],
-            key=f"{artifact_key(run.id)}-table",
-            description=f"run {run.id[:12]}: its shards",
+            table=[p.as_json() for p in progress],
+            key=f"{artifact_key(self.run.id)}-table",
+            description=f"run {self.run.id[:12]}: its shards",
         )
 
 
@@ -193,10 +206,9 @@ async def _shard_deployment(client: PrefectClient) -> UUID | None:
     return deployment.id
 
 
-async def _follow(client: PrefectClient, followed: _ShardRun, log: Log) -> None:
+async def _follow(client: PrefectClient, followed: _ShardRun, flow_run: FlowRun, log: Log) -> None:
     """Look at a shard's flow run once: done, failed, scheduled again after a crash, or
     cancelled when no worker ever started it."""
-    flow_run: FlowRun = await client.read_flow_run(followed.flow_run_id)
     state = flow_run.state
     if state is None:
         return
@@ -258,13 +270,31 @@ async def _follow(client: PrefectClient, followed: _ShardRun, log: Log) -> None:
         log(f"{shard} failed: {message} (is a worker serving the run-shard deployment?)")
 
 
+_PAGE = 200  # flow runs read in one request (the API's default page)
+
+
+async def _follow_page(client: PrefectClient, page: list[_ShardRun], log: Log) -> None:
+    """`_follow` each of these shards from one read of their flow runs; a shard whose flow
+    run is no longer on the server (deleted) failed."""
+    by_id = {f.flow_run_id: f for f in page}
+    read = await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=list(by_id))), limit=len(page)
+    )
+    for flow_run in read:
+        await _follow(client, by_id.pop(flow_run.id), flow_run, log)
+    for gone in by_id.values():
+        gone.done = True
+        gone.failure = ShardFailure(gone.shard.index, gone.shard.of, "its flow run was deleted")
+        log(f"{gone.shard} failed: its flow run was deleted")
+
+
 async def run_sharded(
     engine: Engine,
     suite: Suite,
     run: RunRow,
     *,
     log: Log,
-    poll_s: float = 1.0,
+    poll_s: float = POLL_S,
 ) -> list[ShardFailure]:
     """Run every shard of `run` as its own `run-shard` flow run, wait for all of them, and
     close the run once; returns the shards that failed (recorded on the run). Without a
@@ -304,13 +334,11 @@ async def run_sharded(
         await progress.update(force=True)
         while not all(f.done for f in followed):
             await asyncio.sleep(poll_s)
-            for shard_run in followed:
-                if not shard_run.done:
-                    await _follow(client, shard_run, log)
+            waiting = [f for f in followed if not f.done]
+            for start in range(0, len(waiting), _PAGE):
+                await _follow_page(client, waiting[start : start + _PAGE], log)
             await progress.update()
-    failures = close_sharded_run(
-        engine, run, [f.failure for f in followed if f.failure is not None]
-    )
+    closed = close_sharded_run(engine, run, [f.failure for f in followed if f.failure is not None])
     await progress.update(force=True)
-    await progress.table()
-    return failures
+    await progress.table(closed.progress)
+    return closed.failures

@@ -456,7 +456,7 @@ async def execute_shards(
             raise
         for count in fields(Counters):
             setattr(total, count.name, getattr(total, count.name) + getattr(counters, count.name))
-    recorded = close_sharded_run(engine, run, failures)
+    recorded = close_sharded_run(engine, run, failures).failures
     refreshed = get_run(engine, run.id)
     assert refreshed is not None
     report = RunReport(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -126,23 +126,32 @@ def shard_progress(engine: Engine, run: RunRow) -> list[ShardProgress]:
     ]
 
 
+@dataclass(frozen=True)
+class ClosedShards:
+    """What closing a sharded run found: the shards that failed (recorded on the run) and
+    every shard's progress, as shown."""
+
+    failures: list[ShardFailure]
+    progress: list[ShardProgress]
+
+
 def close_sharded_run(
     engine: Engine, run: RunRow, failures: Sequence[ShardFailure]
-) -> list[ShardFailure]:
+) -> ClosedShards:
     """After every shard of `run` ended: a shard that reported success but left pairs
     without a result counts as failed too. Records the failed shards in the run's settings
     (none: the record of an earlier attempt is cleared) and closes the run: `finished` with
-    its stats, or `failed` so the next gate for the release resumes it. Returns the
-    failures recorded."""
+    its stats, or `failed` so the next gate for the release resumes it."""
     failed = {f.shard: f for f in failures}
-    for progress in shard_progress(engine, run):
-        index = progress.shard.index
-        if index not in failed and not progress.complete:
-            missing = progress.planned - progress.done
+    progress = shard_progress(engine, run)
+    for shard in progress:
+        index = shard.shard.index
+        if index not in failed and not shard.complete:
+            missing = shard.planned - shard.done
             failed[index] = ShardFailure(
                 index,
-                progress.shard.of,
-                f"ended with {missing} of its {progress.planned} pairs without a result",
+                shard.shard.of,
+                f"ended with {missing} of its {shard.planned} pairs without a result",
             )
     recorded = [failed[index] for index in sorted(failed)]
     record_run_setting(engine, run.id, FAILED_SHARDS_KEY, [f.as_json() for f in recorded])
@@ -151,7 +160,13 @@ def close_sharded_run(
     else:
         set_run_status(engine, run.id, "finished")
         record_run_stats(engine, run.id)
-    return recorded
+    return ClosedShards(
+        recorded,
+        [
+            replace(p, failed=failed[p.shard.index].error if p.shard.index in failed else None)
+            for p in progress
+        ],
+    )
 
 
 class ShardsFailed(Exception):

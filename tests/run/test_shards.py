@@ -127,7 +127,12 @@ async def test_each_shard_stores_its_own_pairs_and_together_exactly_the_planned_
         assert current is not None and current.status == "running"  # left for the closer
     assert stored == planned
     assert stored_rows(db_url, run.id) == len(planned) == run.planned
-    assert close_sharded_run(engine, run, []) == []
+    closed_shards = close_sharded_run(engine, run, [])
+    assert closed_shards.failures == []
+    assert [(p.shard.index, p.state) for p in closed_shards.progress] == [
+        (index, "complete") for index in range(1, 5)
+    ]
+    assert sum(p.planned for p in closed_shards.progress) == len(planned)
     closed = get_run(engine, run.id)
     assert closed is not None and closed.status == "finished"
 
