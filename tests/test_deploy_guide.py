@@ -30,7 +30,14 @@ EXERCISED: dict[str, tuple[str, str]] = {
         "evalcore/local/stack.py",
         '"--no-prompt", "deploy", "--all"',
     ),
-    "prefect worker start --pool evalcore": ("evalcore/local/stack.py", '"--pool", WORK_POOL'),
+    "python -m deployments.worker --pool evalcore": (
+        "evalcore/local/stack.py",
+        '"-m", "deployments.worker", "--pool", WORK_POOL',
+    ),
+    "export PREFECT_WORKER_QUERY_SECONDS=": (
+        "evalcore/local/stack.py",
+        'env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "1")',
+    ),
     "evalcore release announce ": ("tests/flows/test_workers.py", '"release", "announce"'),
     "evalcore slack serve --port ": (
         "tests/slack/test_receiver_limits.py",

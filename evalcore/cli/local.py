@@ -32,9 +32,10 @@ def up(
     """Start a Prefect server, the reference target and the served deployments; Ctrl-C stops all.
 
     With --workers N the deployments of prefect.yaml go to the `evalcore` process work pool
-    and N `prefect worker start` processes run the gate, the monitor and the digest. The
-    server keeps its state on PostgreSQL when PREFECT_SERVER_DATABASE_CONNECTION_URL says
-    so, the store when EVALCORE_DATABASE_URL does.
+    and N workers (`python -m deployments.worker`) run the gate, the monitor and the
+    digest. The server keeps its state on PostgreSQL when
+    PREFECT_SERVER_DATABASE_CONNECTION_URL says so, the store when EVALCORE_DATABASE_URL
+    does.
 
     Then, from another shell: [bold]PREFECT_API_URL=http://127.0.0.1:4200/api evalcore
     release announce 2026.11.3 --wait[/]

@@ -4,8 +4,8 @@ A Prefect server (its own SQLite under EVALCORE_HOME unless PREFECT_HOME or
 PREFECT_SERVER_DATABASE_CONNECTION_URL say otherwise), the bundled reference target, and
 either `deployments/serve.py` serving the deployments with their triggers, or, with
 `workers`, the deployments of `prefect.yaml` applied to the `evalcore` process work pool
-(`prefect deploy --all`) and that many `prefect worker start` processes picking their flow
-runs up. Each child runs in its own process group with its output in
+(`prefect deploy --all`) and that many workers (`python -m deployments.worker`: Prefect's
+process worker, its flow runs forked warm) picking their flow runs up. Each child runs in its own process group with its output in
 `EVALCORE_HOME/logs/`, so stopping the stack stops everything those children started too.
 """
 
@@ -209,6 +209,8 @@ def start_stack(
             on_step(f"prefect deploy --all: prefect.yaml's deployments on pool {WORK_POOL}")
             deploy_to_pool(env, project)
             env.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", str(HEARTBEAT_S))
+            # A waiting shard is taken within this long (Prefect's default is 10 s).
+            env.setdefault("PREFECT_WORKER_QUERY_SECONDS", "1")
             crash_zombie_flow_runs(api_url, int(env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]))
             on_step(f"{workers} worker(s) on pool {WORK_POOL}")
             stack.children += start_workers(env, logs, workers, project, startup_timeout_s)
@@ -325,8 +327,8 @@ def start_workers(
                 ManagedProcess(
                     f"worker {number}",
                     [
-                        *(sys.executable, "-m", "prefect", "worker", "start"),
-                        *("--pool", WORK_POOL, "--name", name),
+                        *(sys.executable, "-m", "deployments.worker", "--pool", WORK_POOL),
+                        *("--name", name),
                     ],
                     env,
                     logs / f"{name}.log",

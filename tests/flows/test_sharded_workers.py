@@ -1,6 +1,6 @@
 """The scale-out proof on real parts: `evalcore up --workers 2` (a Prefect server and the
-store on PostgreSQL, prefect.yaml on the `evalcore` pool, two `prefect worker start`
-processes), and a gate of 2,000 case-samples over 4 shards waiting in its own process.
+store on PostgreSQL, prefect.yaml on the `evalcore` pool, two worker processes), and a
+gate of 2,000 case-samples over 4 shards waiting in its own process.
 
 One worker is killed with SIGKILL, with the flow runs it started, in the middle of the
 run, as a machine that dies. Its shards stop sending heartbeats; the stack's automation

@@ -1,6 +1,6 @@
 """`evalcore up --workers N` on real parts for the scale-out tests: a Prefect server and the
 store each on a PostgreSQL database of their own, the deployments of prefect.yaml on the
-`evalcore` process pool, N `prefect worker start` processes, and the reference target."""
+`evalcore` process pool, N workers (`python -m deployments.worker`), and the reference target."""
 
 from __future__ import annotations
 
@@ -37,12 +37,8 @@ class WorkersStack:
         return list(psutil.Process(self.process.pid).children(recursive=True))
 
     def workers(self) -> list[psutil.Process]:
-        """The `prefect worker start` processes (not the flow runs they started)."""
-        return [
-            p
-            for p in self.children()
-            if "worker" in p.cmdline() and "start" in p.cmdline() and "--pool" in p.cmdline()
-        ]
+        """The worker processes (not their fork servers or the flow runs they started)."""
+        return [p for p in self.children() if "--pool" in p.cmdline()]
 
 
 @contextmanager

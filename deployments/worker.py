@@ -1,0 +1,292 @@
+"""A Prefect process worker whose flow runs start warm: forked from a server process that
+has Prefect, evalcore and the flows imported already, instead of a fresh Python per run.
+
+A stock process worker starts two interpreters for every flow run (a supervisor that runs
+the pull steps, then `python -m prefect.engine`), and each imports Prefect and the flow
+before the first line of it runs: about 3-4 s on two busy cores, paid again by every shard
+of a sharded run. This worker is Prefect's `ProcessWorker` with one change, the process
+starter: each flow run is a child of a fork server (the standard library's
+`multiprocessing` forkserver, started once per worker with the modules below imported)
+that runs the same engine entry point as `python -m prefect.engine` — pull steps, flow
+loading, heartbeats, cancellation, crash reporting and exit codes are Prefect's own. A
+flow run is still a process of its own, so a crash or a kill takes only that run, and
+killing the worker with its children kills its runs, as with a stock worker. Once the
+code under evalcore/, flows/ or deployments/ changes (a checkout updated under a running
+worker), flow runs start the stock way, in a new interpreter, so none runs stale code;
+restarting the worker makes them warm again.
+
+It serves the same `process` work pool as `prefect worker start --pool evalcore` (which
+also works, only slower to start each run):
+
+    PREFECT_API_URL=http://127.0.0.1:4200/api python -m deployments.worker --pool evalcore
+
+`evalcore up --workers N` starts N of these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib.util
+import multiprocessing
+import multiprocessing.context
+import os
+import runpy
+import sys
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+from prefect.flows import load_flow_from_flow_run
+from prefect.runner._flow_run_executor import FlowRunExecutorContext
+from prefect.runner._process_manager import ProcessHandle
+from prefect.settings import (
+    PREFECT_WORKER_HEARTBEAT_SECONDS,
+    PREFECT_WORKER_PREFETCH_SECONDS,
+    get_current_settings,
+)
+from prefect.utilities.processutils import sanitize_subprocess_env
+from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.runner._control_channel import ControlChannel
+
+# Imported once by the fork server, so a flow run starts with them in memory. A module
+# that fails to import is skipped there and imported by the flow run itself.
+PRELOAD = (
+    "prefect.engine",
+    "prefect.flow_engine",
+    "prefect.deployments.steps",
+    "anyio._backends._asyncio",
+    # The store's drivers, which SQLAlchemy imports only when an engine is first created.
+    "psycopg",
+    "sqlalchemy.dialects.postgresql.psycopg",
+    "sqlalchemy.dialects.sqlite.pysqlite",
+    "encodings.idna",
+    "flows.release_gate",
+    "flows.run_shard",
+    "flows.nightly_monitor",
+    "flows.weekly_digest",
+    "flows.triage_replies",
+    "flows.intake",
+)
+
+
+# The packages whose code the fork server holds in memory: edited after the worker started,
+# a flow run starts the stock way (a fresh interpreter importing the new code) instead.
+SOURCE_PACKAGES = ("evalcore", "flows", "deployments")
+
+
+def source_fingerprint(roots: Iterable[Path]) -> tuple[int, int]:
+    """(newest modification time, number of files) of the Python files under `roots`: it
+    changes when one is edited, added or removed (a checkout updated under the worker)."""
+    newest, count = 0, 0
+    for root in roots:
+        for folder, _, files in os.walk(root):
+            for name in files:
+                if name.endswith(".py"):
+                    count += 1
+                    with contextlib.suppress(OSError):  # removed while we look
+                        newest = max(newest, os.stat(os.path.join(folder, name)).st_mtime_ns)
+    return newest, count
+
+
+def source_roots() -> list[Path]:
+    """Where `SOURCE_PACKAGES` are imported from, found without importing them."""
+    roots: list[Path] = []
+    for package in SOURCE_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is not None and spec.submodule_search_locations:
+            roots.extend(Path(location) for location in spec.submodule_search_locations)
+    return roots
+
+
+def fork_server() -> multiprocessing.context.ForkServerContext:
+    """The fork server context flow runs start from, with `PRELOAD` imported."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(PRELOAD))
+    return context
+
+
+def _run_engine(environment: dict[str, str], cwd: str) -> None:
+    """In the forked child: become the process `python -m prefect.engine` would be."""
+    os.environ.clear()
+    os.environ.update(environment)
+    os.chdir(cwd)
+    from prefect.context import refresh_global_settings_context
+    from prefect.logging.configuration import setup_logging
+
+    # Prefect's settings and log levels from this run's environment (the job's variables).
+    refresh_global_settings_context()
+    setup_logging()
+    sys.argv = [sys.executable]
+    runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
+
+
+class WarmEngineStarter:
+    """Prefect's process-starter protocol (as `EngineCommandStarter`), starting the engine
+    in a child of the fork server instead of a new interpreter."""
+
+    def __init__(
+        self,
+        context: multiprocessing.context.ForkServerContext,
+        *,
+        cwd: Path,
+        env: dict[str, str | None],
+        control_channel: ControlChannel | None,
+    ) -> None:
+        self._context = context
+        self._cwd = cwd
+        self._env = env
+        self._control_channel = control_channel
+
+    def _environment(self, flow_run: FlowRun) -> tuple[dict[str, str], bool]:
+        control: dict[str, str] = {}
+        registered = False
+        if self._control_channel is not None:
+            try:
+                port, token = self._control_channel.register(flow_run.id)
+            except RuntimeError:  # no loopback listener: cancellation falls back to kill
+                pass
+            else:
+                control = {"PREFECT__CONTROL_PORT": str(port), "PREFECT__CONTROL_TOKEN": token}
+                registered = True
+        env: dict[str, str | None] = {**os.environ}
+        env.update(self._env)
+        env.update(get_current_settings().to_environment_variables(exclude_unset=True))
+        env.update(
+            {
+                "PREFECT__FLOW_RUN_ID": str(flow_run.id),
+                "PREFECT__ENABLE_CANCELLATION_AND_CRASHED_HOOKS": "false",
+                **control,
+            }
+        )
+        return {k: v for k, v in sanitize_subprocess_env(env).items() if v is not None}, registered
+
+    async def start(
+        self,
+        flow_run: FlowRun,
+        task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        environment, registered = self._environment(flow_run)
+        handed_off = False
+        try:
+            process = self._context.Process(
+                target=_run_engine,
+                kwargs={"environment": environment, "cwd": str(self._cwd)},
+                name=f"flow-run-{flow_run.id}",
+            )
+            await anyio.to_thread.run_sync(process.start)
+            handle = ProcessHandle(process)  # type: ignore[arg-type]
+            task_status.started(handle)
+            handed_off = True
+            await anyio.to_thread.run_sync(process.join)
+        except BaseException:
+            if registered and not handed_off and self._control_channel is not None:
+                self._control_channel.unregister(flow_run.id)
+            raise
+
+
+class WarmProcessWorker(ProcessWorker):
+    """Prefect's process worker, its flow runs started by `WarmEngineStarter`."""
+
+    type = "process"
+    _documentation_url = "https://docs.prefect.io/v3/deploy/infrastructure-concepts/workers"
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self._fork_server = fork_server()
+        self._roots = source_roots()
+        self._source = source_fingerprint(self._roots)
+
+    def _source_changed(self) -> bool:
+        return source_fingerprint(self._roots) != self._source
+
+    async def run(
+        self,
+        flow_run: FlowRun,
+        configuration: ProcessJobConfiguration,
+        task_status: anyio.abc.TaskStatus[int] | None = None,
+    ) -> ProcessWorkerResult:
+        if configuration._command_configured:  # a command of the pool's own: Prefect's way
+            return await super().run(flow_run, configuration, task_status)
+        if await anyio.to_thread.run_sync(self._source_changed):
+            self.get_flow_run_logger(flow_run).warning(
+                "the evalcore code changed since this worker started: this flow run starts "
+                "in a new interpreter; restart the worker to start flow runs warm again"
+            )
+            return await super().run(flow_run, configuration, task_status)
+        status = task_status if task_status is not None else anyio.TASK_STATUS_IGNORED
+        working = (
+            contextlib.nullcontext(configuration.working_dir)
+            if configuration.working_dir
+            else tempfile.TemporaryDirectory(suffix="prefect")
+        )
+        with working as working_dir:
+            async with FlowRunExecutorContext() as ctx:
+                starter = WarmEngineStarter(
+                    self._fork_server,
+                    cwd=Path(await anyio.Path(working_dir).resolve()),
+                    env=dict(configuration.env),
+                    control_channel=ctx.control_channel,
+                )
+                executor = ctx.create_executor(
+                    flow_run,
+                    starter,
+                    resolve_flow=load_flow_from_flow_run,
+                    propose_submitting=False,
+                )
+                execution = None
+
+                async def execute(
+                    *, task_status: anyio.abc.TaskStatus[ProcessHandle] = anyio.TASK_STATUS_IGNORED
+                ) -> None:
+                    nonlocal execution
+                    execution = await executor.submit(task_status=task_status)
+
+                async with anyio.create_task_group() as group:
+                    handle = await group.start(execute)
+                    if handle.pid is None:
+                        raise RuntimeError("the flow run's process has no pid")
+                    status.started(handle.pid)
+        if execution is None or execution.status_code is None:
+            raise RuntimeError("the flow run's process did not start")
+        return ProcessWorkerResult(status_code=execution.status_code, identifier=str(handle.pid))
+
+
+def _warm_up(context: multiprocessing.context.ForkServerContext) -> None:
+    """Start the fork server (its imports) now rather than with the first flow run."""
+    process = context.Process(target=os.getpid, name="fork-server-warm-up")
+    process.start()
+    process.join()
+
+
+async def _serve(pool: str, name: str | None, limit: int | None) -> None:
+    worker = WarmProcessWorker(
+        work_pool_name=pool,
+        name=name,
+        limit=limit,
+        prefetch_seconds=PREFECT_WORKER_PREFETCH_SECONDS.value(),
+        heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
+    )
+    await anyio.to_thread.run_sync(_warm_up, worker._fork_server)
+    await worker.start(printer=print)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m deployments.worker", description=__doc__)
+    parser.add_argument("--pool", "-p", required=True, help="the process work pool to serve")
+    parser.add_argument("--name", "-n", help="the worker's name (default: Prefect's)")
+    parser.add_argument("--limit", "-l", type=int, help="at most this many flow runs at once")
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.pool, args.name, args.limit))
+
+
+if __name__ == "__main__":
+    main()
