@@ -314,8 +314,9 @@ async def run_sharded(
             return sharded.failures
         if run.status != "running":  # a failed or interrupted run, resumed
             set_run_status(engine, run.id, "running")
-        followed: list[_ShardRun] = []
-        for shard in shards_of(run):
+        root = str(suite.root.resolve())
+
+        async def submit(shard: Shard) -> _ShardRun:
             flow_run = await arun_deployment(
                 deployment_id,
                 client=client,
@@ -323,13 +324,16 @@ async def run_sharded(
                     "run_id": run.id,
                     "shard": shard.index,
                     "shards": shard.of,
-                    "suite": str(suite.root.resolve()),
+                    "suite": root,
                 },
                 flow_run_name=f"{run.id[:12]}-shard-{shard.index}-of-{shard.of}",
                 tags=["evalcore", SHARD_FLOW],
                 timeout=0,
             )
-            followed.append(_ShardRun(shard, flow_run.id))
+            return _ShardRun(shard, flow_run.id)
+
+        # All at once: with many shards, one after another would hold the last one back.
+        followed = list(await asyncio.gather(*(submit(shard) for shard in shards_of(run))))
         log(f"run {run.id[:12]}: {len(followed)} shard flow runs submitted to {SHARD_FLOW}")
         await progress.update(force=True)
         while not all(f.done for f in followed):
