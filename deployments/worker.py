@@ -4,7 +4,7 @@ has Prefect, evalcore and the flows imported already, instead of a fresh Python 
 A stock process worker starts two interpreters for every flow run (a supervisor that runs
 the pull steps, then `python -m prefect.engine`), and each imports Prefect and the flow
 before the first line of it runs: about 3-4 s on two busy cores, paid again by every shard
-of a sharded run. This worker is Prefect's `ProcessWorker` with one change, the process
+of a sharded run. This worker is Prefect's `ProcessWorker` with two changes. The process
 starter: each flow run is a child of a fork server (the standard library's
 `multiprocessing` forkserver, started once per worker with the modules below imported)
 that runs the same engine entry point as `python -m prefect.engine` — pull steps, flow
@@ -13,7 +13,9 @@ flow run is still a process of its own, so a crash or a kill takes only that run
 killing the worker with its children kills its runs, as with a stock worker. Once the
 code under evalcore/, flows/ or deployments/ changes (a checkout updated under a running
 worker), flow runs start the stock way, in a new interpreter, so none runs stale code;
-restarting the worker makes them warm again.
+restarting the worker makes them warm again. And the pick-up: it takes a flow run as soon
+as Prefect schedules one in its pool (the `prefect.flow-run.Scheduled` event), besides
+polling every PREFECT_WORKER_QUERY_SECONDS.
 
 It serves the same `process` work pool as `prefect worker start --pool evalcore` (which
 also works, only slower to start each run):
@@ -41,6 +43,8 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.flows import load_flow_from_flow_run
 from prefect.runner._flow_run_executor import FlowRunExecutorContext
 from prefect.runner._process_manager import ProcessHandle
@@ -104,6 +108,10 @@ def source_roots() -> list[Path]:
         if spec is not None and spec.submodule_search_locations:
             roots.extend(Path(location) for location in spec.submodule_search_locations)
     return roots
+
+
+SCHEDULED_EVENT = "prefect.flow-run.Scheduled"
+EVENTS_RETRY_S = 5.0
 
 
 def fork_server() -> multiprocessing.context.ForkServerContext:
@@ -207,6 +215,27 @@ class WarmProcessWorker(ProcessWorker):
     def _source_changed(self) -> bool:
         return source_fingerprint(self._roots) != self._source
 
+    async def take_new_flow_runs_at_once(self) -> None:
+        """Look for flow runs as soon as one is scheduled in this worker's pool (Prefect's
+        `prefect.flow-run.Scheduled` event), rather than only every
+        PREFECT_WORKER_QUERY_SECONDS: a shard a gate just created starts without waiting
+        for the next poll. The poll goes on as before; if the event stream drops, this
+        waits and subscribes again, and the poll alone takes the runs meanwhile."""
+        scheduled = EventFilter(event=EventNameFilter(name=[SCHEDULED_EVENT]))
+        while True:
+            try:
+                async with get_events_subscriber(filter=scheduled) as events:
+                    async for event in events:
+                        pool = self._work_pool
+                        if pool is not None and any(
+                            related.id == f"prefect.work-pool.{pool.id}"
+                            for related in event.related
+                        ):
+                            await self.get_and_submit_flow_runs()
+            except Exception as exc:  # the stream dropped: the poll carries on meanwhile
+                self._logger.debug("flow-run event stream closed (%s); resubscribing", exc)
+            await anyio.sleep(EVENTS_RETRY_S)
+
     async def run(
         self,
         flow_run: FlowRun,
@@ -275,7 +304,10 @@ async def _serve(pool: str, name: str | None, limit: int | None) -> None:
         heartbeat_interval_seconds=int(PREFECT_WORKER_HEARTBEAT_SECONDS.value()),
     )
     await anyio.to_thread.run_sync(_warm_up, worker._fork_server)
-    await worker.start(printer=print)
+    async with anyio.create_task_group() as group:
+        group.start_soon(worker.take_new_flow_runs_at_once)
+        await worker.start(printer=print)
+        group.cancel_scope.cancel()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -78,13 +78,13 @@ def _deploy(api: str, source: Path, pool: str) -> str:
 
 @contextmanager
 def _worker(
-    api: str, pool: str, home: Path, *command: str, project: Path = ROOT
+    api: str, pool: str, home: Path, *command: str, project: Path = ROOT, query_s: int = 1
 ) -> Iterator[ManagedProcess]:
     name = f"w-{uuid.uuid4().hex[:6]}"
     env = {
         **os.environ,
         "PREFECT_API_URL": api,
-        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_QUERY_SECONDS": str(query_s),
         "PREFECT_HOME": str(home / "prefect"),
         "PYTHONPATH": str(project),
     }
@@ -241,3 +241,22 @@ def test_code_edited_under_a_running_worker_is_what_the_next_flow_run_runs(
         assert _wait(prefect_api, done, {"COMPLETED", "FAILED", "CRASHED"})["type"] == "COMPLETED"
         assert _wait_for_file(after)["warm"] is False  # a new interpreter, the edited code
         assert "the evalcore code changed since this worker started" in worker.tail(20_000)
+
+
+def test_a_flow_run_scheduled_in_the_pool_starts_without_waiting_for_the_next_poll(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    """The worker polls every 10 minutes here; the flow run still starts at once, from
+    Prefect's `prefect.flow-run.Scheduled` event."""
+    pool = f"event-{uuid.uuid4().hex[:8]}"
+    source = tmp_path / "source"
+    source.mkdir()
+    deployment_id = _deploy(prefect_api, source, pool)
+    command = (sys.executable, "-m", "deployments.worker")
+    with _worker(prefect_api, pool, tmp_path, *command, query_s=600):
+        time.sleep(2)  # past the worker's first poll, which happens as it starts
+        out = tmp_path / "event.json"
+        done = _run(prefect_api, deployment_id, out=str(out))
+        state = _wait(prefect_api, done, {"COMPLETED", "FAILED", "CRASHED"}, timeout_s=60)
+        assert state["type"] == "COMPLETED"
+        assert _wait_for_file(out)["warm"] is True
