@@ -10,6 +10,7 @@ and deployments/serve.py declare the same `run-shard` deployment.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -31,7 +33,7 @@ from evalcore.local.stack import ManagedProcess
 from evalcore.run import shard_of
 from evalcore.run.shards import planned_pairs
 from evalcore.store.engine import get_engine
-from evalcore.store.repository import RESULT_TABLE, done_pairs, list_runs
+from evalcore.store.repository import RESULT_TABLE, done_pairs, get_run, list_runs
 from evalcore.suite import load_suite
 from tests.cli_helpers import evalcore
 
@@ -271,3 +273,49 @@ def test_without_a_run_shard_deployment_the_gate_runs_its_shards_itself(
     assert shard_flow_runs(prefect_api, run.id) == []
     (progress,) = artifacts(prefect_api, f"shards-{run.id[:12]}")
     assert progress["data"] == 100.0
+
+
+async def test_a_shard_whose_flow_run_is_deleted_fails_named_and_the_run_stays_open(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate follows all its shards with one read; a shard's flow run deleted on the
+    server (nobody serves run-shard here) is a failed shard, as is one nobody starts."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import flows.run_shard as sharding
+    from deployments.serve import shard_deployment
+    from evalcore.run import RunRequest, prepare_run
+    from evalcore.suite import EvalSet
+    from tests.run.test_shards import sharded_suite
+
+    monkeypatch.setattr(sharding, "START_TIMEOUT_S", 4.0)
+    suite = load_suite(sharded_suite(tmp_path / "suite", cases=6, samples=1, shards=3))
+    engine = get_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    run = prepare_run(engine, suite, RunRequest(sets=(EvalSet.blocking,)))
+    said: list[str] = []
+    with temporary_settings({PREFECT_API_URL: prefect_api}):
+        # Built and applied off the event loop, where Prefect's helpers answer synchronously.
+        applied = await asyncio.to_thread(lambda: shard_deployment().apply())
+        assert isinstance(applied, UUID)
+        try:
+            waiting = asyncio.create_task(
+                sharding.run_sharded(engine, suite, run, log=said.append, poll_s=0.1)
+            )
+            async with get_client() as client:
+                deadline = time.monotonic() + 30
+                while len(runs := shard_flow_runs(prefect_api, run.id)) < 3:
+                    assert time.monotonic() < deadline, "the shards' flow runs never appeared"
+                    await asyncio.sleep(0.1)
+                second = next(r for r in runs if r["parameters"]["shard"] == 2)
+                await client.delete_flow_run(second["id"])
+                failures = await asyncio.wait_for(waiting, timeout=60)
+        finally:
+            async with get_client() as client:
+                await client.delete_deployment(applied)
+    assert [(f.shard, f.error) for f in failures][1] == (2, "its flow run was deleted")
+    assert [f.shard for f in failures] == [1, 2, 3]
+    assert all("no worker started its flow run" in f.error for f in failures if f.shard != 2)
+    assert "shard 2 of 3 failed: its flow run was deleted" in said
+    stored = get_run(engine, run.id)
+    assert stored is not None and stored.status == "failed"  # the next gate resumes it
