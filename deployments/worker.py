@@ -79,11 +79,13 @@ PRELOAD = (
     "flows.triage_replies",
     "flows.intake",
 )
-
-
 # The packages whose code the fork server holds in memory: edited after the worker started,
 # a flow run starts the stock way (a fresh interpreter importing the new code) instead.
 SOURCE_PACKAGES = ("evalcore", "flows", "deployments")
+# The event Prefect emits when a flow run is scheduled, which the worker takes runs on; how
+# long it waits before subscribing again when the event stream drops.
+SCHEDULED_EVENT = "prefect.flow-run.Scheduled"
+EVENTS_RETRY_S = 5.0
 
 
 def source_fingerprint(roots: Iterable[Path]) -> tuple[int, int]:
@@ -108,10 +110,6 @@ def source_roots() -> list[Path]:
         if spec is not None and spec.submodule_search_locations:
             roots.extend(Path(location) for location in spec.submodule_search_locations)
     return roots
-
-
-SCHEDULED_EVENT = "prefect.flow-run.Scheduled"
-EVENTS_RETRY_S = 5.0
 
 
 def fork_server() -> multiprocessing.context.ForkServerContext:
@@ -193,7 +191,9 @@ class WarmEngineStarter:
             handle = ProcessHandle(process)  # type: ignore[arg-type]
             task_status.started(handle)
             handed_off = True
-            await anyio.to_thread.run_sync(process.join)
+            # The sentinel becomes readable when the process ends: no thread held per run.
+            await anyio.wait_readable(process.sentinel)
+            process.join()
         except BaseException:
             if registered and not handed_off and self._control_channel is not None:
                 self._control_channel.unregister(flow_run.id)
