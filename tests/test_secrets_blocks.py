@@ -241,6 +241,19 @@ def test_a_missing_block_stops_every_command_before_it_calls_anything(
         for command in commands:
             done = evalcore(*command, "--suite", str(suite), cwd=tmp_path, home=home, env=env)
             assert not_found.format("api_key_block") in one_error_line(done), command
+        # The judge's block, for the monitoring set's judged cases (the target is keyless).
+        judged = tmp_path / "judged"
+        shutil.copytree(EXAMPLE, judged)
+        scorecard = judged / "scorecard.yaml"
+        scorecard.write_text(
+            scorecard.read_text().replace(
+                "  model: judge\n", f"  model: judge\n  api_key_block: {missing}\n"
+            )
+        )
+        urls = ("--target-url", target.base_url, "--judge-url", target.base_url)
+        for command in [("run", "--set", "monitoring", *urls), ("monitor", *urls)]:
+            done = evalcore(*command, "--suite", str(judged), cwd=tmp_path, home=home, env=env)
+            assert not_found.format("judge.api_key_block") in one_error_line(done), command
     assert target.unauthorized == 0
     slack_commands: list[tuple[tuple[str, ...], str]] = [
         (("digest", "--post", "--channel", CHANNEL), "EVALCORE_SLACK_BOT_TOKEN_BLOCK"),

@@ -56,6 +56,7 @@ def gate(
     """
     from evalcore.cli.console import console, err_console, print_summary, print_verdict
     from evalcore.gate.steps import GateResult
+    from evalcore.suite import EvalSet
 
     loaded = load(suite)
     _check_regression_run(loaded)
@@ -80,6 +81,7 @@ def gate(
         GateResult,
         loaded,
         start,
+        sets=(EvalSet.blocking,),
         target_url=target_url,
         model=model,
         judge_url=judge_url,

@@ -5,7 +5,7 @@ and the command prints what the flow returned."""
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from evalcore.cli.common import fail, open_store
@@ -14,7 +14,7 @@ from evalcore.exitcodes import ExitCode
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
 
-    from evalcore.suite import Suite
+    from evalcore.suite import EvalSet, Suite
 
 T = TypeVar("T")
 
@@ -56,34 +56,38 @@ def run_set_flow(
     loaded: Suite,
     start: Callable[[str | None, str | None], State[Any] | Awaitable[State[Any]]],
     *,
+    sets: Sequence[EvalSet],
     target_url: str | None,
     model: str | None,
     judge_url: str | None,
 ) -> T:
-    """Run the gate's or the monitor's flow in this process, as `start(target_url,
-    judge_url)` starts it, and return what it concluded.
+    """Run the gate's or the monitor's flow (over `sets`) in this process, as
+    `start(target_url, judge_url)` starts it, and return what it concluded.
 
-    A target that cannot be built or a store that cannot be opened exits 3 first, before
-    Prefect starts (so `start` imports the flow). Prefect stores flow parameters: `start`
+    A target that cannot be built, a judge without its key or a store that cannot be
+    opened exits 3 first, before Prefect starts (so `start` imports the flow). Prefect stores flow parameters: `start`
     gets the URLs masked, and the flow finds the full ones in this process.
     """
     from evalcore.run import keep_full_url
 
-    _check_target(loaded, target_url=target_url, model=model)
+    _check_target(loaded, sets, target_url=target_url, model=model)
     open_store()
     prefect_defaults()
     shown_target_url, shown_judge_url = keep_full_url(target_url), keep_full_url(judge_url)
     return run_flow(what, lambda: start(shown_target_url, shown_judge_url), expected)
 
 
-def _check_target(loaded: Suite, *, target_url: str | None, model: str | None) -> None:
-    """A target that cannot be built (bad URL override, missing key) stops the command
-    before Prefect or a run row exist."""
-    from evalcore.run import RunSetupError, override_target
+def _check_target(
+    loaded: Suite, sets: Sequence[EvalSet], *, target_url: str | None, model: str | None
+) -> None:
+    """A target that cannot be built (bad URL override, missing key), or a judge of `sets`'
+    judged cases without its key, stops the command before Prefect or a run row exist."""
+    from evalcore.run import RunSetupError, check_judge_key, override_target
     from evalcore.targets import ConfigError, build_target
 
     try:
         config = override_target(loaded.scorecard.target, url=target_url, model=model)
         build_target(config, concurrency=1, timeout_s=loaded.scorecard.run.timeout_s)
+        check_judge_key(loaded, sets)
     except (RunSetupError, ConfigError) as exc:
         fail(str(exc))

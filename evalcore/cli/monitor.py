@@ -53,6 +53,7 @@ def monitor(
     from evalcore.cli.console import console, err_console, findings_table
     from evalcore.monitor.drift import Severity
     from evalcore.monitor.steps import MonitorResult
+    from evalcore.suite import EvalSet
 
     threshold = None
     if fail_on_drift is not None:
@@ -79,6 +80,7 @@ def monitor(
         MonitorResult,
         loaded,
         start,
+        sets=(EvalSet.monitoring,),
         target_url=target_url,
         model=model,
         judge_url=judge_url,

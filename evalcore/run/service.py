@@ -34,8 +34,8 @@ from evalcore.results.verdict import ShardFailure
 from evalcore.run.engine import Counters, EngineOptions, execute, extra_items, work_items
 from evalcore.run.retry import RetryPolicy
 from evalcore.run.shards import SHARDS_KEY, Shard, close_sharded_run, shards_of
-from evalcore.scorers._judge import judge_secrets
-from evalcore.scorers.base import ScoreContext
+from evalcore.scorers._judge import judge_key, judge_secrets
+from evalcore.scorers.base import JudgeError, ScoreContext
 from evalcore.store.repository import (
     RunTotals,
     create_run,
@@ -177,6 +177,19 @@ def record_dataset(engine: Engine, suite: Suite) -> None:
     )
 
 
+def check_judge_key(suite: Suite, sets: Sequence[EvalSet | str]) -> None:
+    """A judge whose key cannot be had (its variable unset, its Prefect Secret block missing
+    or unreadable) stops a run of judged cases before anything is called, as a target's
+    does, rather than failing every judged case."""
+    judge = suite.scorecard.judge
+    if judge is None or not any(case.expect.judge for case in suite.select(sets=sets)):
+        return
+    try:
+        judge_key(judge)
+    except JudgeError as exc:
+        raise RunSetupError(str(exc)) from None
+
+
 def prepare_run(engine: Engine, suite: Suite, request: RunRequest) -> RunRow:
     """Store the dataset version and a new run row; nothing is called yet."""
     scorecard = suite.scorecard
@@ -205,6 +218,7 @@ def prepare_run(engine: Engine, suite: Suite, request: RunRequest) -> RunRow:
     if not cases:
         names = ", ".join(s.value for s in request.sets)
         raise RunSetupError(f"the suite has no cases in set {names}")
+    check_judge_key(suite, request.sets)
     record_dataset(engine, suite)
     # What the run cannot price, known now: the model it calls (after --model) and the
     # judge, when a case asks for one, each without an entry under `prices`.

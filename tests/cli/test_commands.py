@@ -500,6 +500,27 @@ def test_a_missing_api_key_variable_is_a_configuration_error(
     assert "Traceback" not in process.stderr
 
 
+def test_a_judge_without_its_key_stops_a_run_of_judged_cases_before_it_starts(
+    ref: ReferenceServer, work: Path, home: Path
+) -> None:
+    """As a target's missing key does: one line, exit 3, no run row, nothing called; a
+    run of a set with no judged case does not need the judge's key."""
+    scorecard = work / "evals" / "scorecard.yaml"
+    edit(scorecard, "  model: judge\n", "  model: judge\n  api_key_env: EVALCORE_TEST_JUDGE_KEY\n")
+    urls = ("--target-url", ref.base_url, "--judge-url", ref.base_url)
+    said = "judge API key variable EVALCORE_TEST_JUDGE_KEY is not set"
+    for command in (run_args(ref), ["monitor", "--suite", "evals", *urls]):
+        process = evalcore(*command, cwd=work, home=home)
+        assert process.returncode == 3, command
+        assert said in flat(process.stderr), command
+        assert "Traceback" not in process.stderr
+    assert sqlite_rows(home, "SELECT count(*) FROM run") == [(0,)]
+
+    blocking = evalcore("run", "--suite", "evals", "--set", "blocking", *urls, cwd=work, home=home)
+    assert blocking.returncode == 0, blocking.stderr
+    assert sqlite_rows(home, "SELECT count(*) FROM run") == [(1,)]
+
+
 def test_a_run_that_cannot_start_is_not_left_running(
     ref: ReferenceServer, work: Path, home: Path
 ) -> None:
