@@ -30,6 +30,10 @@ EXERCISED: dict[str, tuple[str, str]] = {
         "evalcore/local/stack.py",
         '"--no-prompt", "deploy", "--all"',
     ),
+    "python -m deployments.worker --pool evalcore --limit ": (
+        "tests/flows/test_warm_worker.py",
+        '"-m", "deployments.worker", "--limit", "1"',
+    ),
     "python -m deployments.worker --pool evalcore": (
         "evalcore/local/stack.py",
         '"-m", "deployments.worker", "--pool", WORK_POOL',

@@ -72,6 +72,7 @@ def _deploy(api: str, source: Path, pool: str) -> str:
             work_pool_name=pool,
             job_variables={"env": {"PROBE_JOB_VARIABLE": "from the job"}},
             print_next_steps=False,
+            ignore_warnings=True,
         )
     return str(deployment_id)
 
@@ -112,11 +113,15 @@ def _worker(
 
 
 def _run(api: str, deployment_id: str, **parameters: str) -> str:
-    created = httpx.post(
-        f"{api}/deployments/{deployment_id}/create_flow_run",
-        json={"parameters": parameters},
-        timeout=10,
-    )
+    for _ in range(20):  # the test server on SQLite answers 503 while its database is busy
+        created = httpx.post(
+            f"{api}/deployments/{deployment_id}/create_flow_run",
+            json={"parameters": parameters},
+            timeout=10,
+        )
+        if created.status_code != 503:
+            break
+        time.sleep(0.5)
     created.raise_for_status()
     return str(created.json()["id"])
 
@@ -260,3 +265,36 @@ def test_a_flow_run_scheduled_in_the_pool_starts_without_waiting_for_the_next_po
         state = _wait(prefect_api, done, {"COMPLETED", "FAILED", "CRASHED"}, timeout_s=60)
         assert state["type"] == "COMPLETED"
         assert _wait_for_file(out)["warm"] is True
+
+
+def test_workers_with_a_limit_spread_flow_runs_between_them(
+    prefect_api: str, tmp_path: Path
+) -> None:
+    """Without a limit one worker may take every waiting flow run (every shard on one
+    machine); with `--limit 1` each of two workers takes one of two."""
+    pool = f"limit-{uuid.uuid4().hex[:8]}"
+    source = tmp_path / "source"
+    source.mkdir()
+    deployment_id = _deploy(prefect_api, source, pool)
+    command = (sys.executable, "-m", "deployments.worker", "--limit", "1")
+    with (
+        _worker(prefect_api, pool, tmp_path, *command) as first,
+        _worker(prefect_api, pool, tmp_path, *command) as second,
+    ):
+        outs = [tmp_path / f"spread-{n}.json" for n in (1, 2)]
+        runs = [_run(prefect_api, deployment_id, out=str(out), mode="wait") for out in outs]
+        seen = [_wait_for_file(out) for out in outs]
+        owners = set()
+        for found in seen:
+            fork_server = psutil.Process(found["ppid"])
+            owners.add(fork_server.ppid())
+        assert first.process is not None and second.process is not None
+        assert owners == {first.process.pid, second.process.pid}
+        for flow_run_id in runs:
+            httpx.post(
+                f"{prefect_api}/flow_runs/{flow_run_id}/set_state",
+                json={"state": {"type": "CANCELLING"}, "force": True},
+                timeout=10,
+            ).raise_for_status()
+        for flow_run_id in runs:
+            _wait(prefect_api, flow_run_id, {"CANCELLED", "CRASHED"})
