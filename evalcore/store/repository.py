@@ -234,13 +234,9 @@ def results_passed(
 
 def result_measures(engine: Engine, run_id: str) -> list[tuple[bool | None, float | None, float]]:
     """(passed, latency in ms, cost in USD) of every result of `run_id`, for distributions."""
-    table = CaseResultRow.__table__  # type: ignore[attr-defined]
+    t = RESULT_TABLE.c
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(table.c.passed, table.c.latency_ms, table.c.cost_usd).where(
-                table.c.run_id == run_id
-            )
-        )
+        rows = conn.execute(select(t.passed, t.latency_ms, t.cost_usd).where(t.run_id == run_id))
         return [(passed, latency, float(cost or 0.0)) for passed, latency, cost in rows]
 
 
