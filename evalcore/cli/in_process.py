@@ -65,8 +65,9 @@ def run_set_flow(
     `start(target_url, judge_url)` starts it, and return what it concluded.
 
     A target that cannot be built, a judge without its key or a store that cannot be
-    opened exits 3 first, before Prefect starts (so `start` imports the flow). Prefect stores flow parameters: `start`
-    gets the URLs masked, and the flow finds the full ones in this process.
+    opened exits 3 first, before Prefect starts (so `start` imports the flow). Prefect
+    stores flow parameters: `start` gets the URLs masked, and the flow finds the full ones
+    in this process.
     """
     from evalcore.run import keep_full_url
 

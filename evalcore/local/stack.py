@@ -5,8 +5,9 @@ PREFECT_SERVER_DATABASE_CONNECTION_URL say otherwise), the bundled reference tar
 either `deployments/serve.py` serving the deployments with their triggers, or, with
 `workers`, the deployments of `prefect.yaml` applied to the `evalcore` process work pool
 (`prefect deploy --all`) and that many workers (`python -m deployments.worker`: Prefect's
-process worker, its flow runs forked warm) picking their flow runs up. Each child runs in its own process group with its output in
-`EVALCORE_HOME/logs/`, so stopping the stack stops everything those children started too.
+process worker, its flow runs forked warm) picking their flow runs up. Each child runs in
+its own process group with its output in `EVALCORE_HOME/logs/`, so stopping the stack
+stops everything those children started too.
 """
 
 from __future__ import annotations
