@@ -242,6 +242,8 @@ class WarmProcessWorker(ProcessWorker):
         configuration: ProcessJobConfiguration,
         task_status: anyio.abc.TaskStatus[int] | None = None,
     ) -> ProcessWorkerResult:
+        """`ProcessWorker.run` with `WarmEngineStarter` in place of its starters (Prefect
+        has no hook for the starter alone, so its few lines of set-up are repeated)."""
         if configuration._command_configured:  # a command of the pool's own: Prefect's way
             return await super().run(flow_run, configuration, task_status)
         if await anyio.to_thread.run_sync(self._source_changed):
