@@ -62,9 +62,7 @@ def _deploy(api: str, source: Path, pool: str) -> str:
 
     (source / "probe.py").write_text(PROBE)
     with temporary_settings({PREFECT_API_URL: api}):
-        httpx.post(
-            f"{api}/work_pools/", json={"name": pool, "type": "process"}, timeout=10
-        ).raise_for_status()
+        _api("POST", f"{api}/work_pools/", {"name": pool, "type": "process"})
         probe = flow.from_source(source=str(source), entrypoint="probe.py:probe")
         assert isinstance(probe, Flow)  # called from sync code: the flow, not a coroutine
         deployment_id = probe.deploy(
@@ -100,9 +98,7 @@ def _worker(
         deadline = time.monotonic() + 120
         while True:
             assert worker.alive(), worker.tail()
-            online = httpx.post(
-                f"{api}/work_pools/{pool}/workers/filter", json={}, timeout=10
-            ).json()
+            online = _api("POST", f"{api}/work_pools/{pool}/workers/filter", {}).json()
             if any(w["name"] == name and w["status"] == "ONLINE" for w in online):
                 break
             assert time.monotonic() < deadline, worker.tail()
@@ -112,22 +108,35 @@ def _worker(
         worker.stop()
 
 
-def _run(api: str, deployment_id: str, **parameters: str) -> str:
-    for _ in range(20):  # the test server on SQLite answers 503 while its database is busy
-        created = httpx.post(
-            f"{api}/deployments/{deployment_id}/create_flow_run",
-            json={"parameters": parameters},
-            timeout=10,
-        )
-        if created.status_code != 503:
+def _api(method: str, url: str, body: dict[str, Any] | None = None) -> httpx.Response:
+    """One Prefect API request; the test server on SQLite answers 503 while its database
+    is busy (workers polling and heartbeating beside the test), so that is tried again."""
+    for _ in range(20):
+        response = httpx.request(method, url, json=body, timeout=10)
+        if response.status_code != 503:
             break
         time.sleep(0.5)
-    created.raise_for_status()
+    response.raise_for_status()
+    return response
+
+
+def _run(api: str, deployment_id: str, **parameters: str) -> str:
+    created = _api(
+        "POST", f"{api}/deployments/{deployment_id}/create_flow_run", {"parameters": parameters}
+    )
     return str(created.json()["id"])
 
 
+def _cancel(api: str, flow_run_id: str) -> None:
+    _api(
+        "POST",
+        f"{api}/flow_runs/{flow_run_id}/set_state",
+        {"state": {"type": "CANCELLING"}, "force": True},
+    )
+
+
 def _state(api: str, flow_run_id: str) -> dict[str, Any]:
-    state: dict[str, Any] = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
+    state: dict[str, Any] = _api("GET", f"{api}/flow_runs/{flow_run_id}").json()["state"]
     return state
 
 
@@ -190,11 +199,7 @@ def test_the_warm_worker_runs_flow_runs_the_way_prefect_s_process_worker_does(
         cancelled = _run(prefect_api, deployment_id, out=str(cancelled_out), mode="wait")
         _wait(prefect_api, cancelled, {"RUNNING"})
         pid = _wait_for_file(cancelled_out)["pid"]
-        httpx.post(
-            f"{prefect_api}/flow_runs/{cancelled}/set_state",
-            json={"state": {"type": "CANCELLING"}, "force": True},
-            timeout=10,
-        ).raise_for_status()
+        _cancel(prefect_api, cancelled)
         assert _wait(prefect_api, cancelled, {"CANCELLED", "CRASHED"})["type"] == "CANCELLED"
         deadline = time.monotonic() + 30
         while psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
@@ -291,10 +296,6 @@ def test_workers_with_a_limit_spread_flow_runs_between_them(
         assert first.process is not None and second.process is not None
         assert owners == {first.process.pid, second.process.pid}
         for flow_run_id in runs:
-            httpx.post(
-                f"{prefect_api}/flow_runs/{flow_run_id}/set_state",
-                json={"state": {"type": "CANCELLING"}, "force": True},
-                timeout=10,
-            ).raise_for_status()
+            _cancel(prefect_api, flow_run_id)
         for flow_run_id in runs:
             _wait(prefect_api, flow_run_id, {"CANCELLED", "CRASHED"})
