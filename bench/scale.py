@@ -10,6 +10,10 @@ deployment, interleaved, `repeats` times; the wall time is from creating the flo
 its final state, as a CI job waiting for the verdict sees it. The ideal for one process
 is 20,000 / 100 x 0.1 s = 20 s; two shards at 100 each halve it.
 
+For the last 2-shard gate it prints where the time went, from the flow runs' states and
+the shards' logs: the gate's own start, until its shards exist, a shard's start, its
+set-up before its calls, its calls, and from the last shard's end to the gate's.
+
 The per-shard overhead of a flow run is measured on a tiny suite (4 shards of 2 cases at
 0 ms): the time from a shard's flow run being created to its end, its work being nil.
 
@@ -19,6 +23,7 @@ The per-shard overhead of a flow run is measured on a tiny suite (4 shards of 2 
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import time
 import uuid
@@ -60,8 +65,11 @@ def _databases() -> Iterator[tuple[str, str]]:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _gate(api: str, suite: Path, target_url: str, release: str, timeout_s: float) -> float:
-    """One gate through the release-gate deployment; seconds to its final state."""
+def _gate(
+    api: str, suite: Path, target_url: str, release: str, timeout_s: float
+) -> tuple[float, str]:
+    """One gate through the release-gate deployment: seconds to its final state, and its
+    flow run's id."""
     deployment = httpx.get(f"{api}/deployments/name/release-gate/release-gate", timeout=10)
     deployment.raise_for_status()
     started = time.perf_counter()
@@ -75,7 +83,58 @@ def _gate(api: str, suite: Path, target_url: str, release: str, timeout_s: float
     elapsed = time.perf_counter() - started
     if state not in ("COMPLETED", "FAILED"):  # FAILED: a verdict other than pass
         raise RuntimeError(f"gate {release} ended {state}")
-    return elapsed
+    return elapsed, str(created.json()["id"])
+
+
+_WORK = re.compile(r"new results in ([\d.]+) s")
+
+
+def _breakdown(api: str, gate_id: str) -> list[tuple[str, float]]:
+    """Where a sharded gate's wall time went, from its flow runs' times and its shards'
+    logs: its own start, until its shards exist, their start, their set-up before the first
+    call, their calls, and from the last shard's end to the gate's."""
+    gate = httpx.get(f"{api}/flow_runs/{gate_id}", timeout=10).json()
+    created, ended = _epoch(gate["created"]), _epoch(gate["end_time"])
+    shards = [r for r in _shard_runs(api, created) if _epoch(r["created"]) <= ended]
+    if not shards:
+        return []
+    logs = httpx.post(
+        f"{api}/logs/filter",
+        json={"logs": {"flow_run_id": {"any_": [r["id"] for r in shards]}}, "limit": 200},
+        timeout=10,
+    ).json()
+    calls: dict[str, tuple[float, float]] = {}  # flow run -> (first call, seconds of calls)
+    for log in logs:
+        found = _WORK.search(log["message"])
+        if found:
+            seconds = float(found.group(1))
+            calls[log["flow_run_id"]] = (_epoch(log["timestamp"]) - seconds, seconds)
+    if len(calls) != len(shards):
+        return []
+
+    def median(values: list[float]) -> float:
+        return statistics.median(values)
+
+    return [
+        ("the gate's flow run: created -> running", _epoch(gate["start_time"]) - created),
+        (
+            "  running -> its shards' flow runs created",
+            min(_epoch(r["created"]) for r in shards) - _epoch(gate["start_time"]),
+        ),
+        (
+            "  a shard's flow run: created -> running (median)",
+            median([_epoch(r["start_time"]) - _epoch(r["created"]) for r in shards]),
+        ),
+        (
+            "  running -> calls start (suite loaded, run checked; median)",
+            median([calls[r["id"]][0] - _epoch(r["start_time"]) for r in shards]),
+        ),
+        ("  a shard's calls (median)", median([seconds for _, seconds in calls.values()])),
+        (
+            "  last shard ended -> the gate ended (verdict, report)",
+            ended - max(_epoch(r["end_time"]) for r in shards),
+        ),
+    ]
 
 
 def _final(api: str, flow_run_id: str, timeout_s: float) -> str:
@@ -159,10 +218,15 @@ def scale_bench(
             api = stack.api_url
             _gate(api, tiny, fast_url, "warm-up", 300)  # imports and connections warm
             times: dict[int, list[float]] = {1: [], 2: []}
+            last_sharded = ""
             for attempt in range(repeats):
                 for shards, suite in ((1, one), (2, two)):
                     release = f"scale-{shards}-{attempt}"
-                    times[shards].append(_gate(api, suite, url, release, 600))
+                    elapsed, flow_run_id = _gate(api, suite, url, release, 600)
+                    times[shards].append(elapsed)
+                    if shards == 2:
+                        last_sharded = flow_run_id
+            breakdown = _breakdown(api, last_sharded)
             since = time.time()
             _gate(api, tiny, fast_url, "overhead", 300)
             shard_runs = _shard_runs(api, since - 1)
@@ -173,6 +237,10 @@ def scale_bench(
     line("1 process (1 shard), wall", f"{single:.2f} s", f"ideal {ideal:.0f} s")
     line("2 workers x 2 shards, wall", f"{sharded:.2f} s", f"ideal {ideal / 2:.0f} s")
     line("ratio 2 shards / 1", f"{sharded / single:.2f}", "goal <= 0.6")
+    if breakdown:
+        print("  where the last 2-shard gate's time went:")
+        for label, seconds in breakdown:
+            line(label, f"{seconds:.2f} s")
     spans = [_epoch(r["end_time"]) - _epoch(r["created"]) for r in shard_runs if r.get("end_time")]
     if spans:
         line(
