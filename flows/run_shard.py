@@ -217,16 +217,13 @@ async def _follow(client: PrefectClient, followed: _ShardRun, flow_run: FlowRun,
         followed.done = True
         log(f"{shard} completed ({flow_run.name})")
     elif state.is_crashed() and followed.crashes < CRASH_RETRIES:
-        followed.crashes += 1
         followed.waiting_since = time.monotonic()
-        log(
-            f"{shard} crashed ({flow_run.name}: {state.message}); scheduled again, "
-            f"{followed.crashes} of {CRASH_RETRIES} retries"
-        )
-        await client.set_flow_run_state(
-            followed.flow_run_id,
-            Scheduled(message=f"{shard} crashed; retry {followed.crashes} of {CRASH_RETRIES}"),
-            force=True,
+        await _schedule_again(
+            client,
+            followed,
+            log,
+            f"{shard} crashed ({flow_run.name}: {state.message})",
+            f"{shard} crashed",
         )
     elif state.is_final():
         followed.done = True
@@ -246,17 +243,14 @@ async def _follow(client: PrefectClient, followed: _ShardRun, flow_run: FlowRun,
         and time.monotonic() - followed.pending_since > PENDING_TIMEOUT_S
         and followed.crashes < CRASH_RETRIES
     ):
-        followed.crashes += 1
         followed.pending_since = None
-        log(
+        await _schedule_again(
+            client,
+            followed,
+            log,
             f"{shard}: the worker that took {flow_run.name} never started it in "
-            f"{PENDING_TIMEOUT_S:.0f} s; scheduled again, {followed.crashes} of "
-            f"{CRASH_RETRIES} retries"
-        )
-        await client.set_flow_run_state(
-            followed.flow_run_id,
-            Scheduled(message=f"{shard} was never started; retry {followed.crashes}"),
-            force=True,
+            f"{PENDING_TIMEOUT_S:.0f} s",
+            f"{shard} was never started",
         )
     elif followed.waiting_since is None:
         followed.waiting_since = time.monotonic()
@@ -268,6 +262,19 @@ async def _follow(client: PrefectClient, followed: _ShardRun, flow_run: FlowRun,
         followed.done = True
         followed.failure = ShardFailure(shard.index, shard.of, message)
         log(f"{shard} failed: {message} (is a worker serving the run-shard deployment?)")
+
+
+async def _schedule_again(
+    client: PrefectClient, followed: _ShardRun, log: Log, why: str, state_message: str
+) -> None:
+    """Count one more of the shard's retries and put its flow run back to Scheduled, for
+    whichever worker is free."""
+    followed.crashes += 1
+    retry = f"{followed.crashes} of {CRASH_RETRIES}"
+    log(f"{why}; scheduled again, {retry} retries")
+    await client.set_flow_run_state(
+        followed.flow_run_id, Scheduled(message=f"{state_message}; retry {retry}"), force=True
+    )
 
 
 _PAGE = 200  # flow runs read in one request (the API's default page)
