@@ -502,9 +502,7 @@ def _providers(
         for key, options in value.items():
             yield str(key), options if isinstance(options, Mapping) else {}, place.at(key)
         return
-    items = value if isinstance(value, list) else [value]
-    for index, item in enumerate(items):
-        item_place = place.at(index) if isinstance(value, list) else place
+    for item, item_place in place.each(value):
         if isinstance(item, str):
             if item.startswith("file://") and item.endswith((".yaml", ".yml", ".json")):
                 yield from _providers(item, item_place, files)

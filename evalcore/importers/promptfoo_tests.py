@@ -128,6 +128,15 @@ class Place:
             return Origin(self.file, self.line)
         return Origin(self.file, self.lines.line_of(self.path))
 
+    def each(self, value: Any) -> Iterator[tuple[Any, Place]]:
+        """Each item of a list with its place, or a single value here; nothing for None
+        (promptfoo takes one or a list wherever it takes tests, scenarios or providers)."""
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                yield item, self.at(index)
+        elif value is not None:
+            yield value, self
+
 
 @dataclass(frozen=True, slots=True)
 class Ref:
@@ -300,11 +309,7 @@ def read_default_test(value: Any, place: Place, files: Files, listing: Listing) 
 def written_tests(value: Any, place: Place, files: Files, listing: Listing) -> Iterator[Partial]:
     """Tests as written under `tests` (or a scenario's `tests`): a list of tests and
     `file://` references, or one reference."""
-    if value is None:
-        return
-    items = value if isinstance(value, list) else [value]
-    for index, item in enumerate(items):
-        item_place = place.at(index) if isinstance(value, list) else place
+    for item, item_place in place.each(value):
         if isinstance(item, str):
             yield from _file_tests(item, item_place, files, listing)
         elif (
@@ -748,11 +753,7 @@ def scenario_tests(
 def _scenarios(
     value: Any, place: Place, files: Files, listing: Listing
 ) -> Iterator[tuple[Mapping[str, Any], Place]]:
-    if value is None:
-        return
-    items = value if isinstance(value, list) else [value]
-    for index, item in enumerate(items):
-        item_place = place.at(index) if isinstance(value, list) else place
+    for item, item_place in place.each(value):
         if isinstance(item, Mapping):
             yield item, item_place
         elif isinstance(item, str) and item.startswith("file://"):
