@@ -166,19 +166,7 @@ def price_warnings(suite: Suite) -> list[SuiteIssue]:
                 "...}` under `prices`",
             )
         )
-    if not found:
-        return []
-    scorecard_file = suite.root / "scorecard.yaml"
-    document = _yaml(scorecard_file)
-    return [
-        SuiteIssue(
-            scorecard_file,
-            None if document is None else document.lines.line_of(path),
-            field,
-            message,
-        )
-        for path, field, message in found
-    ]
+    return _in_scorecard(suite, found)
 
 
 def pattern_warnings(suite: Suite) -> list[SuiteIssue]:
@@ -249,16 +237,25 @@ def sensitivity_warnings(
                 "to it, or raise min_effect",
             )
         )
+    return sorted(_in_scorecard(suite, found), key=SuiteIssue.sort_key)
+
+
+def _in_scorecard(suite: Suite, found: list[tuple[YamlPath, str, str]]) -> list[SuiteIssue]:
+    """Warnings about scorecard.yaml, each (YAML path, field, message) at its line; the
+    file is read only when there is something to say."""
     if not found:
         return []
     scorecard_file = suite.root / "scorecard.yaml"
     document = _yaml(scorecard_file)
-    warnings = []
-    for path, field, message in found:
-        line = None if document is None else document.lines.line_of(path)
-        warnings.append(SuiteIssue(scorecard_file, line, field, message))
-    warnings.sort(key=SuiteIssue.sort_key)
-    return warnings
+    return [
+        SuiteIssue(
+            scorecard_file,
+            None if document is None else document.lines.line_of(path),
+            field,
+            message,
+        )
+        for path, field, message in found
+    ]
 
 
 def _cannot(row: DetectableDrop) -> str:
