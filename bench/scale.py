@@ -70,20 +70,19 @@ def _gate(
 ) -> tuple[float, str]:
     """One gate through the release-gate deployment: seconds to its final state, and its
     flow run's id."""
-    deployment = httpx.get(f"{api}/deployments/name/release-gate/release-gate", timeout=10)
-    deployment.raise_for_status()
+    from evalcore.local.stack import final_state, start_flow_run
+
     started = time.perf_counter()
-    created = httpx.post(
-        f"{api}/deployments/{deployment.json()['id']}/create_flow_run",
-        json={"parameters": {"release": release, "suite": str(suite), "target_url": target_url}},
-        timeout=10,
+    flow_run_id = start_flow_run(
+        api,
+        "release-gate/release-gate",
+        {"release": release, "suite": str(suite), "target_url": target_url},
     )
-    created.raise_for_status()
-    state = _final(api, created.json()["id"], timeout_s)
+    state = final_state(api, flow_run_id, timeout_s=timeout_s, poll_s=0.2)
     elapsed = time.perf_counter() - started
     if state not in ("COMPLETED", "FAILED"):  # FAILED: a verdict other than pass
         raise RuntimeError(f"gate {release} ended {state}")
-    return elapsed, str(created.json()["id"])
+    return elapsed, flow_run_id
 
 
 _WORK = re.compile(r"new results in ([\d.]+) s")
@@ -137,25 +136,11 @@ def _breakdown(api: str, gate_id: str) -> list[tuple[str, float]]:
     ]
 
 
-def _final(api: str, flow_run_id: str, timeout_s: float) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
-        if state and state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-            return str(state["type"])
-        time.sleep(0.2)
-    raise RuntimeError(f"flow run {flow_run_id} did not end within {timeout_s} s")
-
-
 def _shard_runs(api: str, since: float) -> list[dict[str, Any]]:
-    found = httpx.get(f"{api}/deployments/name/run-shard/run-shard", timeout=10).json()
-    response = httpx.post(
-        f"{api}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [found["id"]]}}},
-        timeout=10,
-    )
-    response.raise_for_status()
-    return [r for r in response.json() if _epoch(r["created"]) >= since]
+    from evalcore.local.stack import deployment_flow_runs
+
+    runs = deployment_flow_runs(api, "run-shard/run-shard")
+    return [r for r in runs if _epoch(r["created"]) >= since]
 
 
 def _epoch(stamp: str) -> float:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
 
@@ -349,6 +349,48 @@ def start_workers(
             worker.stop()
         raise
     return workers
+
+
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+
+
+def start_flow_run(api_url: str, deployment: str, parameters: dict[str, Any] | None = None) -> str:
+    """A flow run of `deployment` ("flow/deployment") created on the server, as a trigger
+    or a CI job would; its id."""
+    found = httpx.get(f"{api_url}/deployments/name/{deployment}", timeout=10)
+    found.raise_for_status()
+    created = httpx.post(
+        f"{api_url}/deployments/{found.json()['id']}/create_flow_run",
+        json={"parameters": parameters or {}},
+        timeout=10,
+    )
+    created.raise_for_status()
+    return str(created.json()["id"])
+
+
+def deployment_flow_runs(api_url: str, deployment: str) -> list[dict[str, Any]]:
+    """The flow runs of `deployment` ("flow/deployment") the server holds."""
+    found = httpx.get(f"{api_url}/deployments/name/{deployment}", timeout=10)
+    found.raise_for_status()
+    response = httpx.post(
+        f"{api_url}/flow_runs/filter",
+        json={"deployments": {"id": {"any_": [found.json()["id"]]}}},
+        timeout=10,
+    )
+    response.raise_for_status()
+    runs: list[dict[str, Any]] = response.json()
+    return runs
+
+
+def final_state(api_url: str, flow_run_id: str, *, timeout_s: float, poll_s: float = 0.5) -> str:
+    """The type of the flow run's final state, waited for (StackError after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        state = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
+        if state and state["type"] in FINAL_STATES:
+            return str(state["type"])
+        time.sleep(poll_s)
+    raise StackError(f"flow run {flow_run_id} did not end within {timeout_s} s")
 
 
 def online_workers(api_url: str) -> list[str]:

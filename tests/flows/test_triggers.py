@@ -22,7 +22,7 @@ import yaml
 
 from evalcore import aio
 from evalcore.gate.steps import RELEASE_EVENT
-from evalcore.local.stack import port_in_use
+from evalcore.local.stack import final_state, port_in_use
 from evalcore.results.history import run_verdict
 from evalcore.results.verdict import Verdict
 from evalcore.store.engine import get_engine
@@ -30,7 +30,7 @@ from evalcore.store.repository import list_runs
 from evalcore.store.tables import TriggerEventRow
 from tests.cli_helpers import evalcore
 from tests.conftest import free_port
-from tests.flows.workers_stack import final_state, wait_for_line
+from tests.flows.workers_stack import wait_for_line
 
 ROOT = Path(__file__).resolve().parents[2]
 

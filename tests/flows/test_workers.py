@@ -11,27 +11,21 @@ import httpx
 import pytest
 
 from evalcore.gate.steps import RELEASE_EVENT
-from evalcore.local.stack import WORK_POOL, online_workers
+from evalcore.local.stack import (
+    WORK_POOL,
+    deployment_flow_runs,
+    final_state,
+    online_workers,
+    start_flow_run,
+)
 from evalcore.results.history import run_verdict
 from evalcore.results.verdict import Verdict
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import list_runs
 from tests.cli_helpers import evalcore
-from tests.flows.workers_stack import final_state, workers_stack
+from tests.flows.workers_stack import workers_stack
 
 pytestmark = pytest.mark.slow
-
-
-def _flow_runs(api: str, deployment: str) -> list[dict[str, object]]:
-    found = httpx.get(f"{api}/deployments/name/{deployment}", timeout=10).json()
-    response = httpx.post(
-        f"{api}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [found["id"]]}}},
-        timeout=10,
-    )
-    response.raise_for_status()
-    runs: list[dict[str, object]] = response.json()
-    return runs
 
 
 def _ran_on_a_worker(home: Path, flow_run_id: str) -> list[str]:
@@ -65,28 +59,18 @@ def test_two_workers_run_the_gate_and_the_monitor(tmp_path: Path) -> None:
         (run,) = list_runs(engine, release="rel-w1")
         assert (run.status, run.trigger) == ("finished", RELEASE_EVENT)
         assert run_verdict(engine, run).verdict is Verdict.passed
-        (gate_run,) = _flow_runs(stack.api, "release-gate/release-gate")
+        (gate_run,) = deployment_flow_runs(stack.api, "release-gate/release-gate")
         assert gate_run["work_pool_name"] == WORK_POOL
         assert len(_ran_on_a_worker(stack.home, str(gate_run["id"]))) == 1
 
-        nightly = httpx.get(
-            f"{stack.api}/deployments/name/nightly-monitor/nightly-monitor", timeout=10
-        ).json()
-        flow_run = httpx.post(
-            f"{stack.api}/deployments/{nightly['id']}/create_flow_run", json={}, timeout=10
-        ).json()
-        assert final_state(stack.api, flow_run["id"], timeout_s=180) == "COMPLETED"
-        assert len(_ran_on_a_worker(stack.home, flow_run["id"])) == 1
+        flow_run_id = start_flow_run(stack.api, "nightly-monitor/nightly-monitor")
+        assert final_state(stack.api, flow_run_id, timeout_s=180) == "COMPLETED"
+        assert len(_ran_on_a_worker(stack.home, flow_run_id)) == 1
         monitored = [r for r in list_runs(engine) if r.sets == ["monitoring"]]
         assert [(r.trigger, r.status) for r in monitored] == [("nightly", "finished")]
 
         # The weekly digest too (no Slack token here: it is written to files, offline).
-        digest = httpx.get(
-            f"{stack.api}/deployments/name/weekly-digest/weekly-digest", timeout=10
-        ).json()
-        flow_run = httpx.post(
-            f"{stack.api}/deployments/{digest['id']}/create_flow_run", json={}, timeout=10
-        ).json()
-        assert final_state(stack.api, flow_run["id"], timeout_s=180) == "COMPLETED"
-        assert len(_ran_on_a_worker(stack.home, flow_run["id"])) == 1
+        flow_run_id = start_flow_run(stack.api, "weekly-digest/weekly-digest")
+        assert final_state(stack.api, flow_run_id, timeout_s=180) == "COMPLETED"
+        assert len(_ran_on_a_worker(stack.home, flow_run_id)) == 1
         assert list((stack.home / "digests").glob("*.md")), "the digest wrote no file"

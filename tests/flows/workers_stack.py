@@ -76,19 +76,6 @@ def wait_for_line(log: Path, needle: str, proc: subprocess.Popen[bytes], timeout
     raise AssertionError(f"{needle!r} not seen within {timeout_s} s:\n{log.read_text()}")
 
 
-def final_state(api: str, flow_run_id: str, *, timeout_s: float) -> str:
-    """The flow run's final state type, waited for."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
-        if state and state["type"] in {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}:
-            return str(state["type"])
-        time.sleep(0.5)
-    raise AssertionError(f"flow run {flow_run_id} did not finish within {timeout_s} s")
-
-
 @contextmanager
 def workers_stack(
     tmp_path: Path, workers: int, *, suite: Path | None = None
