@@ -125,7 +125,7 @@ def _breakdown(api: str, gate_id: str) -> list[tuple[str, float]]:
             median([_epoch(r["start_time"]) - _epoch(r["created"]) for r in shards]),
         ),
         (
-            "  running -> calls start (suite loaded, run checked; median)",
+            "  running -> calls start (suite read, run checked)",
             median([calls[r["id"]][0] - _epoch(r["start_time"]) for r in shards]),
         ),
         ("  a shard's calls (median)", median([seconds for _, seconds in calls.values()])),
