@@ -1,0 +1,83 @@
+"""What the warm worker renders once instead of per flow run, held to what Prefect does:
+the API clients' TLS context (still verifying, still honouring Prefect's TLS settings)
+and the flow run's base environment (the same variables Prefect's own configuration
+gives, following a change of settings)."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import PrefectClient, SyncPrefectClient
+from prefect.settings import (
+    PREFECT_API_SSL_CERT_FILE,
+    PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
+    PREFECT_LOGGING_LEVEL,
+    temporary_settings,
+)
+from prefect.workers.process import ProcessJobConfiguration
+
+from deployments import worker
+
+API = "http://127.0.0.1:9/api"
+
+
+@pytest.fixture
+def shared_tls(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`share_api_tls_context` for this test only (the clients' own `__init__` after)."""
+    for client in (PrefectClient, SyncPrefectClient):
+        monkeypatch.setattr(client, "__init__", client.__init__)
+    worker.share_api_tls_context()
+
+
+def _context(client: PrefectClient | SyncPrefectClient) -> ssl.SSLContext:
+    context = client._client._transport._pool._ssl_context  # type: ignore[union-attr]
+    assert isinstance(context, ssl.SSLContext)
+    return context
+
+
+@pytest.mark.usefixtures("shared_tls")
+def test_prefect_api_clients_share_one_context_that_still_verifies() -> None:
+    first, second, sync = PrefectClient(API), PrefectClient(API), SyncPrefectClient(API)
+    assert _context(first) is _context(second) is _context(sync)
+    assert _context(first).verify_mode == ssl.CERT_REQUIRED
+    assert _context(first).check_hostname
+
+
+@pytest.mark.usefixtures("shared_tls")
+def test_prefect_s_tls_settings_still_decide_how_a_client_verifies(tmp_path: Path) -> None:
+    verifying = _context(PrefectClient(API))
+    with temporary_settings({PREFECT_API_TLS_INSECURE_SKIP_VERIFY: True}):
+        insecure = _context(PrefectClient(API))
+    assert insecure is not verifying
+    assert (insecure.verify_mode, insecure.check_hostname) == (ssl.CERT_NONE, False)
+    assert _context(PrefectClient(API)).verify_mode == ssl.CERT_REQUIRED  # unchanged
+
+    bundle = tmp_path / "empty-bundle.pem"
+    bundle.write_text("")  # no certificate at all: Prefect's client would refuse it too
+    with (
+        temporary_settings({PREFECT_API_SSL_CERT_FILE: str(bundle)}),
+        pytest.raises(ssl.SSLError),
+    ):
+        PrefectClient(API)
+
+
+@pytest.mark.usefixtures("shared_tls")
+def test_a_client_given_its_own_verify_keeps_it() -> None:
+    own = ssl.create_default_context()
+    client = PrefectClient(API, httpx_settings={"verify": own})
+    assert _context(client) is own
+
+
+def test_a_flow_run_s_base_environment_is_prefect_s_and_follows_the_settings() -> None:
+    base = worker.WarmJobConfiguration._base_environment()
+    assert base == ProcessJobConfiguration._base_environment()
+    with temporary_settings({PREFECT_LOGGING_LEVEL: "DEBUG"}):
+        changed = worker.WarmJobConfiguration._base_environment()
+        assert changed == ProcessJobConfiguration._base_environment()
+    assert changed["PREFECT_LOGGING_LEVEL"] == "DEBUG"
+    assert worker.WarmJobConfiguration._base_environment() == base
+    # Each caller gets its own copy: what one adds is not in the next.
+    base["PROBE"] = "1"
+    assert "PROBE" not in worker.settings_environment()
