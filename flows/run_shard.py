@@ -18,8 +18,9 @@ another, through the same shard path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +36,8 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.deployments.flow_runs import arun_deployment
+from prefect.events.clients import get_events_subscriber
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Scheduled
 from sqlalchemy.engine import Engine
@@ -68,9 +71,12 @@ PENDING_TIMEOUT_S = 60.0
 # A shard's flow run that no worker has started by then is cancelled and counted failed,
 # so a deployment nobody serves cannot keep a gate waiting for ever.
 START_TIMEOUT_S = 600.0
-# How often the waiting side reads its shards' flow runs (one request for all of them): a
-# shard's end reaches the verdict this much later at most.
-POLL_S = 0.25
+# The waiting side reads its shards' flow runs (one request for all of them) as soon as
+# Prefect emits an event for one of them (a state change), and at least this often: a
+# shard's end reaches the verdict this much later at most if the event stream drops.
+POLL_S = 0.5
+# How long the event subscription waits before subscribing again when its stream drops.
+EVENTS_RETRY_S = 5.0
 
 Log = Callable[[str], None]
 
@@ -277,6 +283,53 @@ async def _schedule_again(
     )
 
 
+class _Wakeup:
+    """Set when one of the followed flow runs changes state, so the waiting side reads
+    them at once rather than at its next poll."""
+
+    def __init__(self) -> None:
+        self._changed = asyncio.Event()
+
+    def set(self) -> None:
+        self._changed.set()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Until a change, or `timeout_s` without one."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout_s)
+        self._changed.clear()
+
+
+@contextlib.asynccontextmanager
+async def _state_changes(flow_run_ids: list[UUID]) -> AsyncIterator[_Wakeup]:
+    """A `_Wakeup` set by Prefect's events for these flow runs (`prefect.flow-run.*`); if
+    the event stream cannot be had or drops, it subscribes again later and the poll alone
+    carries on meanwhile."""
+    wakeup = _Wakeup()
+    changes = EventFilter(
+        event=EventNameFilter(prefix=["prefect.flow-run."]),
+        resource=EventResourceFilter(id=[f"prefect.flow-run.{i}" for i in flow_run_ids]),
+    )
+
+    async def listen() -> None:
+        while True:
+            try:
+                async with get_events_subscriber(filter=changes) as events:
+                    async for _ in events:
+                        wakeup.set()
+            except Exception:  # the stream dropped: the poll covers what it misses
+                pass
+            await asyncio.sleep(EVENTS_RETRY_S)
+
+    listener = asyncio.create_task(listen())
+    try:
+        yield wakeup
+    finally:
+        listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await listener
+
+
 _PAGE = 200  # flow runs read in one request (the API's default page)
 
 
@@ -343,12 +396,13 @@ async def run_sharded(
         followed = list(await asyncio.gather(*(submit(shard) for shard in shards_of(run))))
         log(f"run {run.id[:12]}: {len(followed)} shard flow runs submitted to {SHARD_FLOW}")
         await progress.update(force=True)
-        while not all(f.done for f in followed):
-            await asyncio.sleep(poll_s)
-            waiting = [f for f in followed if not f.done]
-            for start in range(0, len(waiting), _PAGE):
-                await _follow_page(client, waiting[start : start + _PAGE], log)
-            await progress.update()
+        async with _state_changes([f.flow_run_id for f in followed]) as changed:
+            while not all(f.done for f in followed):
+                await changed.wait(poll_s)
+                waiting = [f for f in followed if not f.done]
+                for start in range(0, len(waiting), _PAGE):
+                    await _follow_page(client, waiting[start : start + _PAGE], log)
+                await progress.update()
     closed = close_sharded_run(engine, run, [f.failure for f in followed if f.failure is not None])
     await progress.update(force=True)
     await progress.table(closed.progress)

@@ -333,10 +333,10 @@ async def execute_run(
     cases: list[Case] = suite.select(sets=[EvalSet(s) for s in run.sets])
     done = done_pairs(engine, run.id)
     if shard is not None:
-        items = work_items(cases, done, only=shard.contains)
-        mine = [(c.id, s) for c in cases for s in range(c.samples) if shard.contains(c.id, s)]
+        mine = {(c.id, s) for c in cases for s in range(c.samples) if shard.contains(c.id, s)}
+        items = work_items(cases, done, only=lambda case_id, sample: (case_id, sample) in mine)
         counters.planned = len(mine)
-        counters.skipped = sum(1 for pair in mine if pair in done)
+        counters.skipped = len(mine & done)
     elif extra is None:
         items = work_items(cases, done)
         counters.planned = run.planned

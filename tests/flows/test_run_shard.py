@@ -319,3 +319,47 @@ async def test_a_shard_whose_flow_run_is_deleted_fails_named_and_the_run_stays_o
     assert "shard 2 of 3 failed: its flow run was deleted" in said
     stored = get_run(engine, run.id)
     assert stored is not None and stored.status == "failed"  # the next gate resumes it
+
+
+@pytest.mark.slow
+async def test_the_gate_sees_its_shards_end_from_their_events_not_its_next_poll(
+    prefect_api: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a poll of ten minutes, the waiting side still closes the run moments after its
+    shards end: each state change of a shard's flow run wakes it (Prefect's events)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    import flows.run_shard as sharding
+    from evalcore.run import RunRequest, prepare_run
+    from evalcore.suite import EvalSet
+    from tests.run.test_shards import sharded_suite
+
+    suite = load_suite(sharded_suite(tmp_path / "suite", cases=6, samples=1, shards=2))
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = get_engine(db_url)
+    run = prepare_run(engine, suite, RunRequest(sets=(EvalSet.blocking,)))
+    monkeypatch.setenv("EVALCORE_DATABASE_URL", db_url)
+    said: list[str] = []
+    env = {"EVALCORE_DATABASE_URL": db_url, "EVALCORE_HOME": str(tmp_path / "home")}
+    with served_shards(prefect_api, tmp_path, env), temporary_settings(
+        {PREFECT_API_URL: prefect_api}
+    ):
+        failures = await asyncio.wait_for(
+            sharding.run_sharded(engine, suite, run, log=said.append, poll_s=600), timeout=120
+        )
+        ended = max(
+            _epoch(r["end_time"]) for r in shard_flow_runs(prefect_api, run.id) if r["end_time"]
+        )
+        closed = time.time()
+    assert failures == [], said
+    assert {"shard 1 of 2 completed", "shard 2 of 2 completed"} <= {s.split(" (")[0] for s in said}
+    assert closed - ended < 30, f"closed {closed - ended:.1f} s after the last shard ended"
+    stored_run = get_run(engine, run.id)
+    assert stored_run is not None and stored_run.status == "finished"
+    assert stored(db_url, run.id) == (run.planned, run.planned)
+
+
+def _epoch(stamp: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(stamp).timestamp()
