@@ -46,6 +46,7 @@ from evalcore.results.verdict import ShardFailure
 from evalcore.run import RunSetupError, Shard, execute_run, execute_shards, full_url, run_for_resume
 from evalcore.run.shards import (
     ShardProgress,
+    case_samples_of,
     close_sharded_run,
     shard_count,
     shard_progress,
@@ -403,7 +404,7 @@ async def run_sharded(
                 for start in range(0, len(waiting), _PAGE):
                     await _follow_page(client, waiting[start : start + _PAGE], log)
                 await progress.update()
-    closed = close_sharded_run(engine, run, [f.failure for f in followed if f.failure is not None])
-    await progress.update(force=True)
-    await progress.table(closed.progress)
+    failures = [f.failure for f in followed if f.failure is not None]
+    closed = close_sharded_run(engine, run, failures, case_samples_of(suite, run))
+    await asyncio.gather(progress.update(force=True), progress.table(closed.progress))
     return closed.failures

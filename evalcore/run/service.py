@@ -33,7 +33,7 @@ from evalcore.results.run_stats import record_run_stats
 from evalcore.results.verdict import ShardFailure
 from evalcore.run.engine import Counters, EngineOptions, execute, extra_items, work_items
 from evalcore.run.retry import RetryPolicy
-from evalcore.run.shards import SHARDS_KEY, Shard, close_sharded_run, shards_of
+from evalcore.run.shards import SHARDS_KEY, Shard, case_samples_of, close_sharded_run, shards_of
 from evalcore.scorers._judge import judge_key, judge_secrets
 from evalcore.scorers.base import JudgeError, ScoreContext
 from evalcore.store.repository import (
@@ -470,7 +470,7 @@ async def execute_shards(
             raise
         for count in fields(Counters):
             setattr(total, count.name, getattr(total, count.name) + getattr(counters, count.name))
-    recorded = close_sharded_run(engine, run, failures).failures
+    recorded = close_sharded_run(engine, run, failures, case_samples_of(suite, run)).failures
     refreshed = get_run(engine, run.id)
     assert refreshed is not None
     report = RunReport(

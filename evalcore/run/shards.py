@@ -29,6 +29,7 @@ from evalcore.store.repository import (
     set_run_status,
 )
 from evalcore.store.tables import RunRow
+from evalcore.suite import Suite
 
 # In a run's settings: how many shards it is split into (absent for an unsharded run).
 SHARDS_KEY = "shards"
@@ -75,6 +76,11 @@ def planned_pairs(case_samples: Iterable[tuple[str, int]]) -> Iterator[tuple[str
             yield case_id, sample
 
 
+def case_samples_of(suite: Suite, run: RunRow) -> list[tuple[str, int]]:
+    """(case id, samples) of the cases `run` plans, from a suite that has its dataset."""
+    return [(case.id, case.samples) for case in suite.select(sets=run.sets)]
+
+
 @dataclass(frozen=True)
 class ShardProgress:
     """A shard's pairs and how many of them have a result; why it failed, if it did."""
@@ -105,16 +111,22 @@ class ShardProgress:
         }
 
 
-def shard_progress(engine: Engine, run: RunRow) -> list[ShardProgress]:
+def shard_progress(
+    engine: Engine, run: RunRow, cases: Iterable[tuple[str, int]] | None = None
+) -> list[ShardProgress]:
     """Planned and stored pairs per shard of `run`, from the database (extra samples drawn
-    by re-sampling are not any shard's); empty for an unsharded run."""
+    by re-sampling are not any shard's); empty for an unsharded run. `cases`: the (case
+    id, samples) of the run's cases when the caller holds its suite, rather than read
+    from the dataset's record."""
     count = shard_count(run.settings)
     if count == 1:
         return []
     planned = [0] * (count + 1)
     done = [0] * (count + 1)
     stored = done_pairs(engine, run.id)
-    for case_id, sample in planned_pairs(case_samples(engine, run.dataset_hash, run.sets)):
+    if cases is None:
+        cases = case_samples(engine, run.dataset_hash, run.sets)
+    for case_id, sample in planned_pairs(cases):
         index = shard_of(case_id, sample, count)
         planned[index] += 1
         if (case_id, sample) in stored:
@@ -136,14 +148,18 @@ class ClosedShards:
 
 
 def close_sharded_run(
-    engine: Engine, run: RunRow, failures: Sequence[ShardFailure]
+    engine: Engine,
+    run: RunRow,
+    failures: Sequence[ShardFailure],
+    cases: Iterable[tuple[str, int]] | None = None,
 ) -> ClosedShards:
     """After every shard of `run` ended: a shard that reported success but left pairs
     without a result counts as failed too. Records the failed shards in the run's settings
     (none: the record of an earlier attempt is cleared) and closes the run: `finished` with
-    its stats, or `failed` so the next gate for the release resumes it."""
+    its stats, or `failed` so the next gate for the release resumes it. `cases` as for
+    `shard_progress`."""
     failed = {f.shard: f for f in failures}
-    progress = shard_progress(engine, run)
+    progress = shard_progress(engine, run, cases)
     for shard in progress:
         index = shard.shard.index
         if index not in failed and not shard.complete:

@@ -20,7 +20,13 @@ from bench.suites import write_suite
 from evalcore.results.loader import CaseResults, SampleResult
 from evalcore.results.verdict import ShardFailure, Verdict, judge
 from evalcore.run import RunRequest, Shard, execute_run, prepare_run, shard_of
-from evalcore.run.shards import close_sharded_run, planned_pairs, shards_of
+from evalcore.run.shards import (
+    case_samples_of,
+    close_sharded_run,
+    planned_pairs,
+    shard_progress,
+    shards_of,
+)
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import RESULT_TABLE, done_pairs, get_run
 from evalcore.suite import EvalSet, Suite, load_suite
@@ -135,6 +141,9 @@ async def test_each_shard_stores_its_own_pairs_and_together_exactly_the_planned_
     assert sum(p.planned for p in closed_shards.progress) == len(planned)
     closed = get_run(engine, run.id)
     assert closed is not None and closed.status == "finished"
+    # The progress counted from the suite in hand is the one counted from the dataset record.
+    from_suite = shard_progress(engine, closed, case_samples_of(suite, closed))
+    assert from_suite == shard_progress(engine, closed) == closed_shards.progress
 
 
 async def test_a_shard_run_twice_at_once_then_again_stores_each_pair_once(
