@@ -56,7 +56,7 @@ from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import get_run, run_totals, set_run_status
 from evalcore.store.tables import RunRow
-from evalcore.suite import Suite, load_suite
+from evalcore.suite import KnownDataset, Suite, load_suite
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -90,13 +90,20 @@ Log = Callable[[str], None]
     retry_delay_seconds=5,
 )
 async def run_shard(
-    run_id: str, shard: int, shards: int, suite: str | None = None
+    run_id: str,
+    shard: int,
+    shards: int,
+    suite: str | None = None,
+    files_digest: str | None = None,
 ) -> dict[str, int]:
     """Call, score and store the pairs of shard `shard` of `shards` of run `run_id` that
     have no result yet; the run stays open for whoever waits for all its shards.
 
     The run's URLs are stored masked; a masked one is completed from EVALCORE_TARGET_URL /
-    EVALCORE_JUDGE_URL of the worker, as a served gate does.
+    EVALCORE_JUDGE_URL of the worker, as a served gate does. `files_digest`: the
+    `Suite.files_digest` of the suite the run was opened from; when this worker reads the
+    same bytes with the same code, the run's dataset hash stands without hashing every
+    case again (anything else is hashed and checked as before).
     """
     logger = get_run_logger()
     engine = get_engine()
@@ -108,7 +115,8 @@ async def run_shard(
             f"run {run_id[:12]} is split into {shard_count(stored.settings)} shards, not {shards}"
         )
     settings = get_settings()
-    loaded = load_suite(Path(suite or settings.suite))
+    known = KnownDataset(files_digest, stored.dataset_hash) if files_digest else None
+    loaded = load_suite(Path(suite or settings.suite), known=known)
     # Checks the suite still has the run's dataset and scorecard, and keeps the full URLs.
     run = run_for_resume(
         engine,
@@ -386,6 +394,7 @@ async def run_sharded(
                     "shard": shard.index,
                     "shards": shard.of,
                     "suite": root,
+                    "files_digest": suite.files_digest or None,
                 },
                 flow_run_name=f"{run.id[:12]}-shard-{shard.index}-of-{shard.of}",
                 tags=["evalcore", SHARD_FLOW],

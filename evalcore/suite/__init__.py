@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from evalcore.suite.errors import SuiteError, SuiteIssue
-    from evalcore.suite.loader import Suite, load_suite
+    from evalcore.suite.loader import KnownDataset, Suite, load_suite
     from evalcore.suite.models import Case, Outcome, Severity
     from evalcore.suite.owners import Owners
     from evalcore.suite.scorecard import Scorecard
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 _HOME = {
     "SuiteError": "errors",
     "SuiteIssue": "errors",
+    "KnownDataset": "loader",
     "Suite": "loader",
     "load_suite": "loader",
     "Case": "models",
@@ -44,6 +45,7 @@ __all__ = [
     "Case",
     "DatasetVersion",
     "EvalSet",
+    "KnownDataset",
     "Outcome",
     "Owners",
     "Scorecard",

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import codecs
 import gc
+import hashlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import IO, Any, NamedTuple, TypeVar, cast
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -25,7 +26,12 @@ from evalcore.suite.git import git_state
 from evalcore.suite.models import FIELD_LIMIT_BYTES, SCORER_KEYS, Case, EvalSet, Severity
 from evalcore.suite.owners import Owners
 from evalcore.suite.scorecard import Scorecard
-from evalcore.suite.version import DatasetVersion, dataset_version, scorecard_version
+from evalcore.suite.version import (
+    DatasetVersion,
+    dataset_version,
+    reader_fingerprint,
+    scorecard_version,
+)
 from evalcore.suite.yaml_lines import (
     LineMap,
     YamlListReader,
@@ -59,6 +65,10 @@ class Suite:
     version: DatasetVersion
     scorecard_version: str
     case_files: dict[str, Path] = dataclass_field(repr=False)
+    # blake2b of the code that read the suite (`reader_fingerprint`) and of every byte it
+    # parsed, file by file with their paths under `root`: two loads with the same digest
+    # read the same cases, so one may take the other's dataset hash (`KnownDataset`).
+    files_digest: str = ""
 
     @cached_property
     def _by_id(self) -> dict[str, Case]:
@@ -110,17 +120,27 @@ class Suite:
         return {"set": by_set, "severity": by_severity, "tag": dict(sorted(by_tag.items()))}
 
 
-def load_suite(root: Path | str) -> Suite:
+class KnownDataset(NamedTuple):
+    """A dataset hash already taken of files with this `Suite.files_digest`."""
+
+    files_digest: str
+    dataset_hash: str
+
+
+def load_suite(root: Path | str, *, known: KnownDataset | None = None) -> Suite:
     """Load and validate the suite at `root` (e.g. `evals/`).
 
     Raises `SuiteError` listing every problem in every file; never returns a partial suite.
+    With `known` whose digest is the one of the files read here, the dataset hash is taken
+    from it rather than hashing every case again (a shard of a run whose gate loaded the
+    same files); with any other digest it is computed as always.
     """
     was_enabled = gc.isenabled()
     # Validation allocates millions of long-lived objects; the cyclic collector would
     # rescan them over and over (3x the load time at 100k cases) while finding nothing.
     gc.disable()
     try:
-        return _SuiteLoader(Path(root)).load()
+        return _SuiteLoader(Path(root)).load(known)
     finally:
         if was_enabled:
             gc.enable()
@@ -151,11 +171,16 @@ class _SuiteLoader:
         self.all_entries_read = True
         self.owner_ids: set[str] | None = None
         self._shared_sets: dict[frozenset[str], set[str]] = {}
+        self._digest = hashlib.blake2b(reader_fingerprint(), digest_size=32)
+
+    def _digest_file(self, file: Path) -> None:
+        """Start `file`'s part of the digest: its path under the root."""
+        self._digest.update(b"\0file\0" + file.relative_to(self.root).as_posix().encode() + b"\0")
 
     def issue(self, file: Path, line: int | None, field: str | None, message: str) -> None:
         self.issues.append(SuiteIssue(file, line, field, message))
 
-    def load(self) -> Suite:
+    def load(self, known: KnownDataset | None = None) -> Suite:
         if not self.root.is_dir():
             raise SuiteError([SuiteIssue(self.root, None, None, "suite directory not found")])
         owners, owners_doc = self._load_mapping(
@@ -176,8 +201,11 @@ class _SuiteLoader:
             self.issues.sort(key=SuiteIssue.sort_key)
             raise SuiteError(self.issues)
         commit, dirty = git_state(self.root)
+        files_digest = self._digest.hexdigest()
         version = DatasetVersion(
-            hash=dataset_version(self.cases),
+            hash=known.dataset_hash
+            if known is not None and known.files_digest == files_digest
+            else dataset_version(self.cases),
             git_commit=commit,
             git_dirty=dirty,
             case_count=len(self.cases),
@@ -190,6 +218,7 @@ class _SuiteLoader:
             version=version,
             scorecard_version=scorecard_version(scorecard),
             case_files=self.case_files,
+            files_digest=files_digest,
         )
 
     # -- scorecard.yaml, owners.yaml -------------------------------------------------
@@ -367,7 +396,9 @@ class _SuiteLoader:
         before = _Checkpoint.of(self)
         try:
             with file.open("rb") as handle:
-                reader = YamlListReader(handle, file)
+                self._digest_file(file)
+                reading = cast(IO[bytes], _Digesting(handle, self._digest))
+                reader = YamlListReader(reading, file)
                 doc = reader.not_a_list
                 if doc is not None:
                     self.issues.extend(_inside_entry(issue) for issue in doc.issues)
@@ -404,7 +435,10 @@ class _SuiteLoader:
             self.all_entries_read = False
             return
         with handle:
+            self._digest_file(file)
+            digest = self._digest.update
             for number, raw in enumerate(handle, start=1):
+                digest(raw)
                 if number == 1 and raw.startswith(_BOM):
                     raw = raw[len(_BOM) :]
                 if not raw.strip():
@@ -561,6 +595,8 @@ class _SuiteLoader:
         except OSError as exc:
             self.issue(file, None, None, f"cannot read: {exc.strerror or exc}")
             return None
+        self._digest_file(file)
+        self._digest.update(data)
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -625,6 +661,21 @@ class _Checkpoint:
             loader.case_files.popitem()
         for _ in range(len(loader._first_lines) - self.first_lines):
             loader._first_lines.popitem()
+
+
+class _Digesting:
+    """A binary file read through, each chunk added to a digest on the way: the digest is
+    of the bytes the YAML parser saw, however the file changes around it."""
+
+    def __init__(self, handle: IO[bytes], digest: Any) -> None:
+        self._handle = handle
+        self._digest = digest
+        self.name = handle.name  # what the parser names in its error marks
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._handle.read(size)
+        self._digest.update(chunk)
+        return chunk
 
 
 def _case_files(cases_dir: Path) -> Iterator[Path]:

@@ -7,12 +7,17 @@ any change to what a case means (a field value) gives a new version.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from operator import attrgetter
+from pathlib import Path
 
 import orjson
+import pydantic
+import pydantic_core
+import yaml
 
 from evalcore.suite.models import Case
 from evalcore.suite.scorecard import Scorecard
@@ -36,6 +41,20 @@ def dataset_version(cases: Iterable[Case]) -> str:
         digest.update(case_hash(case).encode())
         digest.update(b"\n")
     return digest.hexdigest()
+
+
+@functools.cache
+def reader_fingerprint() -> bytes:
+    """What decides how a suite's files become cases: this package's code and the versions
+    of the libraries that parse and validate them. Part of `Suite.files_digest`, so two
+    processes agree on a digest only if they would read the same files the same way."""
+    digest = hashlib.blake2b(digest_size=32)
+    for library in (pydantic.VERSION, pydantic_core.__version__, yaml.__version__):
+        digest.update(f"{library}\0".encode())
+    digest.update(f"{orjson.__version__}\0".encode())
+    for source in sorted(Path(__file__).parent.glob("*.py")):
+        digest.update(source.name.encode() + b"\0" + source.read_bytes() + b"\0")
+    return digest.digest()
 
 
 def scorecard_version(scorecard: Scorecard) -> str:

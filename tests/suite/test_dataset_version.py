@@ -13,7 +13,14 @@ import orjson
 import pytest
 import yaml
 
-from evalcore.suite import Case, DatasetVersion, case_hash, dataset_version, load_suite
+from evalcore.suite import (
+    Case,
+    DatasetVersion,
+    KnownDataset,
+    case_hash,
+    dataset_version,
+    load_suite,
+)
 from evalcore.suite.git import git_state
 from evalcore.suite.version import scorecard_version
 
@@ -284,6 +291,71 @@ def test_a_changed_file_gives_a_new_suite_version(tmp_path: Path) -> None:
     before = version_of(root)
     (root / "cases" / "c.yaml").write_text(yaml.safe_dump([RICH, {**PLAIN, "samples": 2}]))
     assert version_of(root) != before
+
+
+# -- the files digest: a dataset hash taken over is one of the same bytes ------------------
+
+
+def test_the_files_digest_is_of_every_byte_read_and_where_it_was(tmp_path: Path) -> None:
+    """Same files at another place: same digest. A byte more anywhere (even one the dataset
+    version ignores), a file renamed, the scorecard or the owners changed: another."""
+    files = {
+        "c.yaml": yaml.safe_dump([RICH]),
+        "p.jsonl": orjson.dumps(PLAIN).decode() + "\n",
+    }
+    digest = load_suite(write_suite(tmp_path / "a", files)).files_digest
+    assert len(digest) == 64
+    assert load_suite(write_suite(tmp_path / "elsewhere", files)).files_digest == digest
+    variants: dict[str, Path] = {
+        "yaml comment": write_suite(tmp_path / "b", {**files, "c.yaml": "# x\n" + files["c.yaml"]}),
+        "jsonl blank line": write_suite(
+            tmp_path / "c", {**files, "p.jsonl": files["p.jsonl"] + "\n"}
+        ),
+        "renamed": write_suite(
+            tmp_path / "d", {"c.yaml": files["c.yaml"], "q.jsonl": files["p.jsonl"]}
+        ),
+    }
+    variants["scorecard"] = write_suite(tmp_path / "e", files)
+    (variants["scorecard"] / "scorecard.yaml").write_text(yaml.safe_dump(SCORECARD) + "# x\n")
+    variants["owners"] = write_suite(tmp_path / "f", files)
+    (variants["owners"] / "owners.yaml").write_text(yaml.safe_dump(OWNERS) + "# x\n")
+    for name, root in variants.items():
+        suite = load_suite(root)
+        assert suite.files_digest != digest, name
+        if name in ("yaml comment", "jsonl blank line", "renamed"):
+            assert suite.version.hash == version_of(tmp_path / "a"), name  # the cases are not
+
+
+def test_a_known_dataset_hash_stands_only_for_the_same_files(tmp_path: Path) -> None:
+    """Given the hash of files with the same digest, the loader takes it instead of hashing
+    every case again; given any other digest, it hashes the cases it read."""
+    root = write_suite(tmp_path / "s", {"c.yaml": yaml.safe_dump([RICH, PLAIN])})
+    suite = load_suite(root)
+    stand_in = "f" * 64  # not these cases' hash: shows which way the loader went
+    taken = load_suite(root, known=KnownDataset(suite.files_digest, stand_in))
+    assert (taken.version.hash, taken.files_digest) == (stand_in, suite.files_digest)
+    (root / "cases" / "c.yaml").write_text(yaml.safe_dump([RICH, {**PLAIN, "samples": 2}]))
+    changed = load_suite(root, known=KnownDataset(suite.files_digest, suite.version.hash))
+    assert changed.version.hash == version_of(root) != suite.version.hash
+
+
+def test_the_files_digest_changes_with_the_code_that_reads_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another version of the loader or its parsers reads the same bytes under another
+    digest, so a worker running other code hashes the cases itself."""
+    import pydantic
+
+    from evalcore.suite import version
+
+    root = write_suite(tmp_path / "s", {"c.yaml": yaml.safe_dump([RICH])})
+    digest = load_suite(root).files_digest
+    version.reader_fingerprint.cache_clear()
+    monkeypatch.setattr(pydantic, "VERSION", pydantic.VERSION + ".other")
+    try:
+        assert load_suite(root).files_digest != digest
+    finally:
+        version.reader_fingerprint.cache_clear()
 
 
 def test_hashes_are_sha256_hex() -> None:
