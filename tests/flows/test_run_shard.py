@@ -341,8 +341,9 @@ async def test_the_gate_sees_its_shards_end_from_their_events_not_its_next_poll(
     monkeypatch.setenv("EVALCORE_DATABASE_URL", db_url)
     said: list[str] = []
     env = {"EVALCORE_DATABASE_URL": db_url, "EVALCORE_HOME": str(tmp_path / "home")}
-    with served_shards(prefect_api, tmp_path, env), temporary_settings(
-        {PREFECT_API_URL: prefect_api}
+    with (
+        served_shards(prefect_api, tmp_path, env),
+        temporary_settings({PREFECT_API_URL: prefect_api}),
     ):
         failures = await asyncio.wait_for(
             sharding.run_sharded(engine, suite, run, log=said.append, poll_s=600), timeout=120
