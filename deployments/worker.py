@@ -40,6 +40,7 @@ import runpy
 import ssl
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -278,6 +279,13 @@ class WarmEngineStarter:
             if registered and not handed_off and self._control_channel is not None:
                 self._control_channel.unregister(flow_run.id)
             raise
+
+
+# Taking over Prefect's "process" worker type is the point (this is that worker, started
+# warm), so Prefect's note that the type's registration is overridden is not a warning.
+warnings.filterwarnings(
+    "ignore", message=r"Type 'WarmProcessWorker' .* has key 'process'", category=UserWarning
+)
 
 
 class WarmProcessWorker(ProcessWorker):
