@@ -29,9 +29,11 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
 
     Example: [bold]evalcore validate --suite evals[/]
     """
+    from dataclasses import replace
+
     from evalcore.settings import get_settings
     from evalcore.suite import SuiteError, load_suite
-    from evalcore.suite.sensitivity import suite_sensitivity
+    from evalcore.suite.sensitivity import scopes_sensitivity, sensitivity_scopes
     from evalcore.suite.warnings import sensitivity_warnings, suite_warnings
 
     try:
@@ -44,15 +46,21 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
 
         print_suite_error(exc)
         raise typer.Exit(int(ExitCode.USAGE)) from None
-    sensitivity = suite_sensitivity(loaded)
-    found = suite_warnings(loaded) + sensitivity_warnings(loaded, sensitivity)
+    found = suite_warnings(loaded)
+    scopes = sensitivity_scopes(loaded)
+    cases = len(loaded.cases)
+    # Nothing below reads a case: let them go before SciPy is imported for the
+    # sensitivity, so a 100,000-case suite and SciPy are not held at once.
+    loaded = replace(loaded, cases=[], case_files={})
+    sensitivity = scopes_sensitivity(scopes, loaded.scorecard)
+    found += sensitivity_warnings(loaded, sensitivity)
     warnings = [str(warning) for warning in sorted(found, key=lambda w: w.sort_key())]
     if as_json:
         print(
             json.dumps(
                 {
                     "ok": True,
-                    "cases": len(loaded.cases),
+                    "cases": cases,
                     "dataset": loaded.version.hash,
                     "warnings": warnings,
                     "sensitivity": [row.as_json() for row in sensitivity],
@@ -78,7 +86,7 @@ def validate(suite: SuiteOption = None, as_json: JsonOption = False) -> None:
                 soft_wrap=True,
             )
     console.print(
-        f"[green]ok[/]: {len(loaded.cases)} cases, scorecard and owners valid  ·  "
+        f"[green]ok[/]: {cases} cases, scorecard and owners valid  ·  "
         f"dataset {loaded.version.short}"
     )
 

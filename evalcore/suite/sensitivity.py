@@ -45,16 +45,19 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from evalcore.suite.loader import Suite
-    from evalcore.suite.scorecard import SetThresholds
+    from evalcore.suite.scorecard import Scorecard, SetThresholds
 
 __all__ = [
     "EXACT_UP_TO_SAMPLES",
     "INTRA_CASE_CORRELATION",
     "DetectableDrop",
+    "Scope",
     "design_effect",
     "detectable_drop",
     "drop_power",
     "reference_rate",
+    "scopes_sensitivity",
+    "sensitivity_scopes",
     "suite_sensitivity",
 ]
 
@@ -306,15 +309,19 @@ def _min_pass_rate(threshold: SetThresholds | None) -> float | None:
     return None if threshold is None else threshold.min_pass_rate
 
 
-def suite_sensitivity(suite: Suite, *, sets: Iterable[str] = COMPARED_SETS) -> list[DetectableDrop]:
-    """Each of `sets` that has cases, then each tag over its cases in those sets, by name.
+@dataclass(frozen=True)
+class Scope:
+    """A set or tag whose sensitivity is shown: its cases' sample counts and threshold."""
 
-    alpha is `sensitivity.alpha`, else `drift.alpha`; power is `sensitivity.power`.
-    """
+    name: str
+    samples_per_case: list[int]
+    min_pass_rate: float | None
+
+
+def sensitivity_scopes(suite: Suite, *, sets: Iterable[str] = COMPARED_SETS) -> list[Scope]:
+    """Each of `sets` that has cases, then each tag over its cases in those sets, by name:
+    all `suite_sensitivity` needs of the cases, so they can be let go before it runs."""
     scorecard = suite.scorecard
-    alpha = scorecard.sensitivity.alpha or scorecard.drift.alpha
-    power = scorecard.sensitivity.power
-    required = scorecard.samples.required
     wanted = set(sets)
     by_set: dict[str, list[int]] = {}
     by_tag: dict[str, list[int]] = {}
@@ -324,15 +331,39 @@ def suite_sensitivity(suite: Suite, *, sets: Iterable[str] = COMPARED_SETS) -> l
         by_set.setdefault(case.set.value, []).append(case.samples)
         for tag in case.tags:
             by_tag.setdefault(tag, []).append(case.samples)
-    scopes = [(f"set:{n}", by_set[n], scorecard.thresholds.get(n)) for n in sets if n in by_set]
-    scopes += [(f"tag:{t}", by_tag[t], scorecard.tag_thresholds.get(t)) for t in sorted(by_tag)]
+    scopes = [
+        Scope(f"set:{n}", by_set[n], _min_pass_rate(scorecard.thresholds.get(n)))
+        for n in sets
+        if n in by_set
+    ]
+    scopes += [
+        Scope(f"tag:{t}", by_tag[t], _min_pass_rate(scorecard.tag_thresholds.get(t)))
+        for t in sorted(by_tag)
+    ]
+    return scopes
+
+
+def scopes_sensitivity(scopes: Iterable[Scope], scorecard: Scorecard) -> list[DetectableDrop]:
+    """The `DetectableDrop` of each scope: alpha is `sensitivity.alpha`, else
+    `drift.alpha`; power is `sensitivity.power`."""
+    alpha = scorecard.sensitivity.alpha or scorecard.drift.alpha
+    power = scorecard.sensitivity.power
+    required = scorecard.samples.required
     return [
         scope_sensitivity(
-            scope,
-            samples,
-            reference=reference_rate(_min_pass_rate(threshold), required),
+            scope.name,
+            scope.samples_per_case,
+            reference=reference_rate(scope.min_pass_rate, required),
             alpha=alpha,
             power=power,
         )
-        for scope, samples, threshold in scopes
+        for scope in scopes
     ]
+
+
+def suite_sensitivity(suite: Suite, *, sets: Iterable[str] = COMPARED_SETS) -> list[DetectableDrop]:
+    """Each of `sets` that has cases, then each tag over its cases in those sets, by name.
+
+    alpha is `sensitivity.alpha`, else `drift.alpha`; power is `sensitivity.power`.
+    """
+    return scopes_sensitivity(sensitivity_scopes(suite, sets=sets), suite.scorecard)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -181,3 +182,35 @@ def test_alpha_or_power_outside_zero_to_one_exits_3_with_file_line(
     assert f"{card}:{line}: {field}:" in _flat(process.stderr)
     assert message in _flat(process.stderr)
     assert "Traceback" not in process.stderr
+
+
+def test_validate_lets_the_cases_go_before_the_sensitivity_is_computed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sensitivity needs SciPy (about 80 MB); validate computes it once no case is held
+    any more, so a 100,000-case suite and SciPy are not in memory together. Same output."""
+    import gc
+
+    from evalcore.suite import Case
+    from evalcore.suite import sensitivity as sensitivity_module
+
+    suite = _suite(tmp_path, monitoring=30, samples=1, refunds=10)
+    before = evalcore(
+        "validate", "--suite", str(suite), "--json", cwd=tmp_path, home=tmp_path / "h"
+    )
+    held: list[int] = []
+    computed = sensitivity_module.scopes_sensitivity
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        gc.collect()
+        held.append(
+            sum(1 for o in gc.get_objects() if isinstance(o, Case) and o.id.startswith("m-0"))
+        )
+        return computed(*args, **kwargs)
+
+    monkeypatch.setattr(sensitivity_module, "scopes_sensitivity", counting)
+    after = evalcore("validate", "--suite", str(suite), "--json", cwd=tmp_path, home=tmp_path / "h")
+    assert held == [0]
+    assert after.returncode == 0, after.stderr
+    assert json.loads(after.stdout) == json.loads(before.stdout)
+    assert json.loads(after.stdout)["cases"] == 32
