@@ -49,7 +49,7 @@ import anyio
 import anyio.abc
 import certifi
 from prefect.client.orchestration import PrefectClient, SyncPrefectClient
-from prefect.events.clients import get_events_subscriber
+from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.flows import load_flow_from_flow_run
 from prefect.runner._flow_run_executor import FlowRunExecutorContext
@@ -64,6 +64,8 @@ from prefect.settings import (
 )
 from prefect.utilities.processutils import sanitize_subprocess_env
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
+
+from flows.events import follow_events
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -93,10 +95,8 @@ PRELOAD = (
 # The packages whose code the fork server holds in memory: edited after the worker started,
 # a flow run starts the stock way (a fresh interpreter importing the new code) instead.
 SOURCE_PACKAGES = ("evalcore", "flows", "deployments")
-# The event Prefect emits when a flow run is scheduled, which the worker takes runs on; how
-# long it waits before subscribing again when the event stream drops.
+# The event Prefect emits when a flow run is scheduled, which the worker takes runs on.
 SCHEDULED_EVENT = "prefect.flow-run.Scheduled"
-EVENTS_RETRY_S = 5.0
 
 
 def source_fingerprint(roots: Iterable[Path]) -> tuple[int, int]:
@@ -310,20 +310,15 @@ class WarmProcessWorker(ProcessWorker):
         PREFECT_WORKER_QUERY_SECONDS: a shard a gate just created starts without waiting
         for the next poll. The poll goes on as before; if the event stream drops, this
         waits and subscribes again, and the poll alone takes the runs meanwhile."""
-        scheduled = EventFilter(event=EventNameFilter(name=[SCHEDULED_EVENT]))
-        while True:
-            try:
-                async with get_events_subscriber(filter=scheduled) as events:
-                    async for event in events:
-                        pool = self._work_pool
-                        if pool is not None and any(
-                            related.id == f"prefect.work-pool.{pool.id}"
-                            for related in event.related
-                        ):
-                            await self.get_and_submit_flow_runs()
-            except Exception as exc:  # the stream dropped: the poll carries on meanwhile
-                self._logger.debug("flow-run event stream closed (%s); resubscribing", exc)
-            await anyio.sleep(EVENTS_RETRY_S)
+
+        async def take(event: Event) -> None:
+            pool = self._work_pool
+            if pool is not None and any(
+                related.id == f"prefect.work-pool.{pool.id}" for related in event.related
+            ):
+                await self.get_and_submit_flow_runs()
+
+        await follow_events(EventFilter(event=EventNameFilter(name=[SCHEDULED_EVENT])), take)
 
     async def run(
         self,

@@ -36,7 +36,7 @@ from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.deployments.flow_runs import arun_deployment
-from prefect.events.clients import get_events_subscriber
+from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Scheduled
@@ -57,6 +57,7 @@ from evalcore.store.engine import get_engine
 from evalcore.store.repository import get_run, run_totals, set_run_status
 from evalcore.store.tables import RunRow
 from evalcore.suite import KnownDataset, Suite, load_suite
+from flows.events import follow_events
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
@@ -76,8 +77,6 @@ START_TIMEOUT_S = 600.0
 # Prefect emits an event for one of them (a state change), and at least this often: a
 # shard's end reaches the verdict this much later at most if the event stream drops.
 POLL_S = 0.5
-# How long the event subscription waits before subscribing again when its stream drops.
-EVENTS_RETRY_S = 5.0
 
 Log = Callable[[str], None]
 
@@ -320,17 +319,10 @@ async def _state_changes(flow_run_ids: list[UUID]) -> AsyncIterator[_Wakeup]:
         resource=EventResourceFilter(id=[f"prefect.flow-run.{i}" for i in flow_run_ids]),
     )
 
-    async def listen() -> None:
-        while True:
-            try:
-                async with get_events_subscriber(filter=changes) as events:
-                    async for _ in events:
-                        wakeup.set()
-            except Exception:  # the stream dropped: the poll covers what it misses
-                pass
-            await asyncio.sleep(EVENTS_RETRY_S)
+    async def wake(_: Event) -> None:
+        wakeup.set()
 
-    listener = asyncio.create_task(listen())
+    listener = asyncio.create_task(follow_events(changes, wake))
     try:
         yield wakeup
     finally:
