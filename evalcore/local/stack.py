@@ -104,7 +104,10 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _wait(what: str, ready: Callable[[], bool], child: ManagedProcess, timeout_s: float) -> None:
+def wait_ready(
+    what: str, ready: Callable[[], bool], child: ManagedProcess, timeout_s: float
+) -> None:
+    """Until `ready()`; `StackError` with the child's log if it exits or takes too long."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not child.alive():
@@ -226,7 +229,7 @@ def start_stack(
             cwd=project,
         ).start()
         stack.children.append(served)
-        _wait(
+        wait_ready(
             "deployments/serve.py",
             lambda: _polled_since(api_url, GATE_DEPLOYMENT_PATH, started),
             served,
@@ -270,7 +273,7 @@ def start_prefect_server(
     ).start()
     api_url = f"http://{host}:{port}/api"
     try:
-        _wait(
+        wait_ready(
             "the Prefect server",
             lambda: _get_ok(f"{api_url}/health") is not None,
             server,
@@ -338,7 +341,7 @@ def start_workers(
             )
         api_url = env["PREFECT_API_URL"]
         for worker in workers:
-            _wait(
+            wait_ready(
                 worker.name,
                 lambda: len(online_workers(api_url)) >= count,
                 worker,
@@ -393,12 +396,10 @@ def final_state(api_url: str, flow_run_id: str, *, timeout_s: float, poll_s: flo
     raise StackError(f"flow run {flow_run_id} did not end within {timeout_s} s")
 
 
-def online_workers(api_url: str) -> list[str]:
-    """The names of the pool's workers the server sees online."""
+def online_workers(api_url: str, pool: str = WORK_POOL) -> list[str]:
+    """The names of the pool's workers the server sees online (none while it cannot say)."""
     try:
-        response = httpx.post(
-            f"{api_url}/work_pools/{WORK_POOL}/workers/filter", json={}, timeout=5.0
-        )
+        response = httpx.post(f"{api_url}/work_pools/{pool}/workers/filter", json={}, timeout=5.0)
     except httpx.HTTPError:
         return []
     if response.status_code != 200:

@@ -24,7 +24,7 @@ import httpx
 import psutil
 import pytest
 
-from evalcore.local.stack import ManagedProcess
+from evalcore.local.stack import ManagedProcess, online_workers, wait_ready
 
 pytestmark = pytest.mark.slow
 
@@ -95,14 +95,7 @@ def _worker(
         cwd=project,
     ).start()
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert worker.alive(), worker.tail()
-            online = _api("POST", f"{api}/work_pools/{pool}/workers/filter", {}).json()
-            if any(w["name"] == name and w["status"] == "ONLINE" for w in online):
-                break
-            assert time.monotonic() < deadline, worker.tail()
-            time.sleep(0.25)
+        wait_ready("the worker", lambda: name in online_workers(api, pool), worker, 120)
         yield worker
     finally:
         worker.stop()
