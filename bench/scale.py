@@ -32,8 +32,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.suites import write_suite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,16 +90,19 @@ def _breakdown(api: str, gate_id: str) -> list[tuple[str, float]]:
     """Where a sharded gate's wall time went, from its flow runs' times and its shards'
     logs: its own start, until its shards exist, their start, their set-up before the first
     call, their calls, and from the last shard's end to the gate's."""
-    gate = httpx.get(f"{api}/flow_runs/{gate_id}", timeout=10).json()
+    from evalcore.local.stack import prefect_api
+
+    with prefect_api(api) as client:
+        gate = client.get(f"flow_runs/{gate_id}").json()
     created, ended = _epoch(gate["created"]), _epoch(gate["end_time"])
     shards = [r for r in _shard_runs(api, created) if _epoch(r["created"]) <= ended]
     if not shards:
         return []
-    logs = httpx.post(
-        f"{api}/logs/filter",
-        json={"logs": {"flow_run_id": {"any_": [r["id"] for r in shards]}}, "limit": 200},
-        timeout=10,
-    ).json()
+    with prefect_api(api) as client:
+        logs = client.post(
+            "logs/filter",
+            json={"logs": {"flow_run_id": {"any_": [r["id"] for r in shards]}}, "limit": 200},
+        ).json()
     calls: dict[str, tuple[float, float]] = {}  # flow run -> (first call, seconds of calls)
     for log in logs:
         found = _WORK.search(log["message"])

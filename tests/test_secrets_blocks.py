@@ -32,6 +32,7 @@ from evalcore.local.loopback import free_port
 from evalcore.local.reference import Knobs, ReferenceServer
 from evalcore.local.reference.__main__ import build_parser
 from evalcore.local.reference.server import create_app
+from evalcore.local.stack import prefect_api
 from evalcore.secrets import (
     SLACK_BOT_TOKEN,
     SecretBlockError,
@@ -119,15 +120,14 @@ def run_rows(home: Path) -> list[tuple[Any, ...]]:
 def everything_from(api: str, path: str, body: dict[str, Any]) -> list[dict[str, Any]]:
     """Every record a Prefect `.../filter` endpoint gives for `body`, page by page."""
     found: list[dict[str, Any]] = []
-    while True:
-        response = httpx.post(
-            f"{api}/{path}", json={**body, "limit": 200, "offset": len(found)}, timeout=30
-        )
-        response.raise_for_status()
-        page: list[dict[str, Any]] = response.json()
-        found += page
-        if len(page) < 200:
-            return found
+    with prefect_api(api, timeout_s=30) as client:
+        while True:
+            page: list[dict[str, Any]] = client.post(
+                path, json={**body, "limit": 200, "offset": len(found)}
+            ).json()
+            found += page
+            if len(page) < 200:
+                return found
 
 
 def prefect_records(api: str, since: dt.datetime) -> dict[str, list[dict[str, Any]]]:

@@ -354,57 +354,60 @@ def start_workers(
     return workers
 
 
-FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
+def prefect_api(api_url: str, timeout_s: float = 10.0) -> httpx.Client:
+    """A client of the Prefect API that behaves as Prefect's own: an answer of 429, 502 or
+    503 is retried with backoff (a Prefect server answers 503 while its SQLite database is
+    locked, and expects the call again), any other error is raised. Use it in `with`."""
+    from prefect.client.base import PrefectHttpxSyncClient
+
+    return PrefectHttpxSyncClient(base_url=f"{api_url.rstrip('/')}/", timeout=timeout_s)
 
 
 def start_flow_run(api_url: str, deployment: str, parameters: dict[str, Any] | None = None) -> str:
     """A flow run of `deployment` ("flow/deployment") created on the server, as a trigger
     or a CI job would; its id."""
-    found = httpx.get(f"{api_url}/deployments/name/{deployment}", timeout=10)
-    found.raise_for_status()
-    created = httpx.post(
-        f"{api_url}/deployments/{found.json()['id']}/create_flow_run",
-        json={"parameters": parameters or {}},
-        timeout=10,
-    )
-    created.raise_for_status()
+    with prefect_api(api_url) as api:
+        found = api.get(f"deployments/name/{deployment}").json()
+        created = api.post(
+            f"deployments/{found['id']}/create_flow_run", json={"parameters": parameters or {}}
+        )
     return str(created.json()["id"])
 
 
 def deployment_flow_runs(api_url: str, deployment: str) -> list[dict[str, Any]]:
     """The flow runs of `deployment` ("flow/deployment") the server holds."""
-    found = httpx.get(f"{api_url}/deployments/name/{deployment}", timeout=10)
-    found.raise_for_status()
-    response = httpx.post(
-        f"{api_url}/flow_runs/filter",
-        json={"deployments": {"id": {"any_": [found.json()["id"]]}}},
-        timeout=10,
-    )
-    response.raise_for_status()
+    with prefect_api(api_url) as api:
+        found = api.get(f"deployments/name/{deployment}").json()
+        response = api.post(
+            "flow_runs/filter", json={"deployments": {"id": {"any_": [found["id"]]}}}
+        )
     runs: list[dict[str, Any]] = response.json()
     return runs
+
+
+FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 
 
 def final_state(api_url: str, flow_run_id: str, *, timeout_s: float, poll_s: float = 0.5) -> str:
     """The type of the flow run's final state, waited for (StackError after `timeout_s`)."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        state = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()["state"]
-        if state and state["type"] in FINAL_STATES:
-            return str(state["type"])
-        time.sleep(poll_s)
+    with prefect_api(api_url) as api:
+        while time.monotonic() < deadline:
+            state = api.get(f"flow_runs/{flow_run_id}").json()["state"]
+            if state and state["type"] in FINAL_STATES:
+                return str(state["type"])
+            time.sleep(poll_s)
     raise StackError(f"flow run {flow_run_id} did not end within {timeout_s} s")
 
 
 def online_workers(api_url: str, pool: str = WORK_POOL) -> list[str]:
     """The names of the pool's workers the server sees online (none while it cannot say)."""
     try:
-        response = httpx.post(f"{api_url}/work_pools/{pool}/workers/filter", json={}, timeout=5.0)
+        with prefect_api(api_url, timeout_s=5.0) as api:
+            workers = api.post(f"work_pools/{pool}/workers/filter", json={}).json()
     except httpx.HTTPError:
         return []
-    if response.status_code != 200:
-        return []
-    return sorted(w["name"] for w in response.json() if w.get("status") == "ONLINE")
+    return sorted(w["name"] for w in workers if w.get("status") == "ONLINE")
 
 
 def crash_zombie_flow_runs(api_url: str, heartbeat_s: int) -> None:
@@ -422,9 +425,9 @@ def crash_zombie_flow_runs(api_url: str, heartbeat_s: int) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: api_url}):
-        existing = httpx.post(f"{api_url}/automations/filter", json={}, timeout=10)
-        existing.raise_for_status()
-        if any(a["name"] == ZOMBIE_AUTOMATION for a in existing.json()):
+        with prefect_api(api_url) as api:
+            existing = api.post("automations/filter", json={}).json()
+        if any(a["name"] == ZOMBIE_AUTOMATION for a in existing):
             return
         Automation(
             name=ZOMBIE_AUTOMATION,

@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from bench.suites import write_suite
 from evalcore.local.reference import ReferenceServer
 from evalcore.local.stack import ManagedProcess
+from evalcore.local.stack import prefect_api as api_client
 from evalcore.run import shard_of
 from evalcore.run.shards import planned_pairs
 from evalcore.store.engine import get_engine
@@ -111,22 +112,19 @@ def example_with_shards(root: Path, shards: int) -> Path:
 
 
 def shard_flow_runs(api: str, run_id: str) -> list[dict[str, Any]]:
-    response = httpx.post(
-        f"{api}/flow_runs/filter",
-        json={"flow_runs": {"tags": {"all_": ["run-shard"]}}, "limit": 200},
-        timeout=10,
-    )
-    response.raise_for_status()
-    found = [r for r in response.json() if r["parameters"].get("run_id") == run_id]
+    with api_client(api) as client:
+        runs = client.post(
+            "flow_runs/filter", json={"flow_runs": {"tags": {"all_": ["run-shard"]}}, "limit": 200}
+        ).json()
+    found = [r for r in runs if r["parameters"].get("run_id") == run_id]
     return sorted(found, key=lambda r: (r["parameters"]["shard"], r["created"]))
 
 
 def artifacts(api: str, key: str) -> list[dict[str, Any]]:
-    response = httpx.post(
-        f"{api}/artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}}, timeout=10
-    )
-    response.raise_for_status()
-    return list(response.json())
+    with api_client(api) as client:
+        return list(
+            client.post("artifacts/filter", json={"artifacts": {"key": {"any_": [key]}}}).json()
+        )
 
 
 def stored(db_url: str, run_id: str) -> tuple[int, int]:

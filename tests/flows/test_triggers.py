@@ -15,14 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 import pytest
 import yaml
 
 from evalcore import aio
 from evalcore.gate.steps import RELEASE_EVENT
-from evalcore.local.stack import final_state, port_in_use
+from evalcore.local.stack import final_state, port_in_use, prefect_api, start_flow_run
 from evalcore.results.history import run_verdict
 from evalcore.results.verdict import Verdict
 from evalcore.store.engine import get_engine
@@ -63,9 +62,9 @@ def on_the_stack(api: str) -> Iterator[None]:
 
 
 def _release_automations(api: str) -> list[dict[str, Any]]:
-    response = httpx.post(f"{api}/automations/filter", json={}, timeout=10)
-    response.raise_for_status()
-    return [a for a in response.json() if RELEASE_EVENT in a["trigger"].get("expect", [])]
+    with prefect_api(api) as client:
+        automations = client.post("automations/filter", json={}).json()
+    return [a for a in automations if RELEASE_EVENT in a["trigger"].get("expect", [])]
 
 
 @pytest.fixture
@@ -156,17 +155,15 @@ def test_release_created_starts_one_gate_run_and_the_stack_stops_cleanly(
             assert row is not None and row[0] >= 1
 
         # The nightly monitor is served on its schedule, and runs when asked to.
-        nightly = httpx.get(f"{api}/deployments/name/nightly-monitor/nightly-monitor", timeout=10)
-        nightly.raise_for_status()
-        (schedule,) = nightly.json()["schedules"]
+        with prefect_api(api) as client:
+            nightly = client.get("deployments/name/nightly-monitor/nightly-monitor").json()
+        (schedule,) = nightly["schedules"]
         assert (schedule["schedule"]["cron"], schedule["schedule"]["timezone"]) == (
             "0 2 * * *",
             "UTC",
         )
-        flow_run = httpx.post(
-            f"{api}/deployments/{nightly.json()['id']}/create_flow_run", json={}, timeout=10
-        ).json()
-        state = final_state(api, flow_run["id"], timeout_s=120)
+        flow_run_id = start_flow_run(api, "nightly-monitor/nightly-monitor")
+        state = final_state(api, flow_run_id, timeout_s=120)
         assert state == "COMPLETED"
         monitored = [r for r in list_runs(engine) if r.sets == ["monitoring"]]
         assert [(r.trigger, r.status) for r in monitored] == [("nightly", "finished")]

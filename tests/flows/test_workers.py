@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from evalcore.gate.steps import RELEASE_EVENT
@@ -16,6 +15,7 @@ from evalcore.local.stack import (
     deployment_flow_runs,
     final_state,
     online_workers,
+    prefect_api,
     start_flow_run,
 )
 from evalcore.results.history import run_verdict
@@ -41,7 +41,8 @@ def _ran_on_a_worker(home: Path, flow_run_id: str) -> list[str]:
 def test_two_workers_run_the_gate_and_the_monitor(tmp_path: Path) -> None:
     with workers_stack(tmp_path, workers=2) as stack:
         assert online_workers(stack.api) == ["evalcore-worker-1", "evalcore-worker-2"]
-        deployments = httpx.post(f"{stack.api}/deployments/filter", json={}, timeout=10).json()
+        with prefect_api(stack.api) as client:
+            deployments = client.post("deployments/filter", json={}).json()
         pools = {d["name"]: d["work_pool_name"] for d in deployments}
         assert {"release-gate", "nightly-monitor", "weekly-digest"} <= set(pools)
         assert set(pools.values()) == {WORK_POOL}

@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from evalcore.local.reference import Knobs, ReferenceServer
+from evalcore.local.stack import prefect_api as api_client
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import RESULT_TABLE, list_runs
 from tests.cli_helpers import evalcore, process_env
@@ -42,18 +43,15 @@ def gate(
 
 
 def read_flow_runs(api: str) -> list[dict[str, object]]:
-    import httpx
 
-    response = httpx.post(f"{api}/flow_runs/filter", json={"limit": 200}, timeout=10)
-    response.raise_for_status()
-    runs: list[dict[str, object]] = response.json()
+    with api_client(api) as client:
+        runs: list[dict[str, object]] = client.post("flow_runs/filter", json={"limit": 200}).json()
     return runs
 
 
 def test_a_good_release_passes_with_reports_artifacts_and_a_completed_flow_run(
     tmp_path: Path, prefect_api: str
 ) -> None:
-    import httpx
 
     home = tmp_path / "home"
     junit, report = tmp_path / "out" / "gate.xml", tmp_path / "out" / "gate.html"
@@ -79,18 +77,16 @@ def test_a_good_release_passes_with_reports_artifacts_and_a_completed_flow_run(
         if r["parameters"].get("release") == "2026.11.3"  # type: ignore[attr-defined]
     ]
     assert [r["state_type"] for r in gate_runs] == ["COMPLETED"]
-    artifacts = httpx.post(
-        f"{prefect_api}/artifacts/filter",
-        json={"artifacts": {"key": {"any_": ["release-gate-2026-11-3"]}}},
-        timeout=10,
-    ).json()
+    with api_client(prefect_api) as client:
+        artifacts = client.post(
+            "artifacts/filter", json={"artifacts": {"key": {"any_": ["release-gate-2026-11-3"]}}}
+        ).json()
+        table = client.post(
+            "artifacts/filter",
+            json={"artifacts": {"key": {"any_": ["release-gate-2026-11-3-criteria"]}}},
+        ).json()
     assert artifacts and artifacts[0]["type"] == "markdown"
     assert "Release `2026.11.3`: PASS" in artifacts[0]["data"]
-    table = httpx.post(
-        f"{prefect_api}/artifacts/filter",
-        json={"artifacts": {"key": {"any_": ["release-gate-2026-11-3-criteria"]}}},
-        timeout=10,
-    ).json()
     assert table and table[0]["type"] == "table" and "set blocking pass rate" in table[0]["data"]
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 
 from evalcore.local.reference import Knobs, ReferenceServer
+from evalcore.local.stack import prefect_api as api_client
 from evalcore.monitor.steps import stored_findings
 from evalcore.store.engine import get_engine
 from tests.cli_helpers import evalcore
@@ -65,7 +65,8 @@ def test_monitor_without_baseline_then_with_a_regression(tmp_path: Path, prefect
     assert all(r.baseline_run_id == first["run_id"] for r in rows)
 
     # Drift is news, not a crash: the flow run itself completed.
-    runs = httpx.post(f"{prefect_api}/flow_runs/filter", json={"limit": 200}, timeout=10).json()
+    with api_client(prefect_api) as client:
+        runs = client.post("flow_runs/filter", json={"limit": 200}).json()
     monitor_states = [r["state_type"] for r in runs if r["parameters"].get("trigger") == "monitor"]
     assert monitor_states and set(monitor_states) == {"COMPLETED"}
 
