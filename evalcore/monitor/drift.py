@@ -54,8 +54,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from evalcore.collector import collector_paused
 from evalcore.monitor.sequential import PairedNight, e_bh, e_value, paired_night
-from evalcore.results.loader import CaseResults, RunResults, SampleResult, collector_paused
+from evalcore.results.loader import CaseResults, RunResults, SampleResult
 from evalcore.results.pricing import run_pricing
 from evalcore.suite.scorecard import Budgets, DriftSettings
 

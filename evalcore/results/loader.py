@@ -10,7 +10,6 @@ engine's `BEGIN IMMEDIATE`), so it never waits on writers.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any, NamedTuple
 import orjson
 from sqlalchemy.engine import Engine
 
+from evalcore.collector import collector_paused
 from evalcore.store.repository import get_run
 from evalcore.store.tables import RunRow
 
@@ -110,19 +110,6 @@ class StreamedResults:
     errors_by_class: dict[str, int]
     failures: list[FailedSample]
     errored: list[ErroredSample] = field(default_factory=list)
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Build tens of thousands of small acyclic objects without the cyclic collector
-    rescanning all of them every few hundred allocations (half the time otherwise)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 _HASHES_SQL = "SELECT case_id, case_hash FROM dataset_case WHERE dataset_hash = {marker}"

@@ -24,11 +24,11 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
 
+from evalcore.collector import collector_paused
 from evalcore.results.loader import (
     CaseResults,
     RunResults,
     StreamedResults,
-    collector_paused,
     read_results,
 )
 from evalcore.results.reliability import pass_at_k, pass_hat_k

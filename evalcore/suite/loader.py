@@ -8,7 +8,6 @@ come back together in one `SuiteError`, each naming file, line and field.
 from __future__ import annotations
 
 import codecs
-import gc
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterator
@@ -21,6 +20,7 @@ from typing import IO, Any, NamedTuple, TypeVar, cast
 import orjson
 from pydantic import BaseModel, ValidationError
 
+from evalcore.collector import collector_paused
 from evalcore.suite.errors import SuiteError, SuiteIssue
 from evalcore.suite.git import git_state
 from evalcore.suite.models import FIELD_LIMIT_BYTES, SCORER_KEYS, Case, EvalSet, Severity
@@ -135,15 +135,10 @@ def load_suite(root: Path | str, *, known: KnownDataset | None = None) -> Suite:
     from it rather than hashing every case again (a shard of a run whose gate loaded the
     same files); with any other digest it is computed as always.
     """
-    was_enabled = gc.isenabled()
     # Validation allocates millions of long-lived objects; the cyclic collector would
     # rescan them over and over (3x the load time at 100k cases) while finding nothing.
-    gc.disable()
-    try:
+    with collector_paused():
         return _SuiteLoader(Path(root)).load(known)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from evalcore.results.loader import collector_paused
+from evalcore.collector import collector_paused
 from evalcore.triage.intake import IntakeError
 from evalcore.triage.traces.failures import TraceBatch, TraceFailure
 from evalcore.triage.traces.selection import DEFAULT_BELOW, FAILING_LABELS, Selection
