@@ -308,16 +308,31 @@ class _Wakeup:
         self._changed.clear()
 
 
+# A shard's flow run starting, or alive: nothing the waiting side acts on before its poll
+# (a worker that holds a run Pending too long is a matter of a minute). Each of them would
+# otherwise be one more read of every shard's flow run, on the server, while they start.
+_NOT_WORTH_A_READ = tuple(
+    f"prefect.flow-run.{name}"
+    for name in ("Pending", "Submitting", "Running", "Retrying", "heartbeat")
+)
+
+
+def state_changes_filter(flow_run_ids: list[UUID]) -> EventFilter:
+    """The events of these flow runs that the waiting side reads them for at once."""
+    return EventFilter(
+        event=EventNameFilter(prefix=["prefect.flow-run."], exclude_name=list(_NOT_WORTH_A_READ)),
+        resource=EventResourceFilter(id=[f"prefect.flow-run.{i}" for i in flow_run_ids]),
+    )
+
+
 @contextlib.asynccontextmanager
 async def _state_changes(flow_run_ids: list[UUID]) -> AsyncIterator[_Wakeup]:
-    """A `_Wakeup` set by Prefect's events for these flow runs (`prefect.flow-run.*`); if
+    """A `_Wakeup` set by Prefect's events for these flow runs (`prefect.flow-run.*` but
+    `_NOT_WORTH_A_READ`: an end, a crash, a cancellation, a retry scheduled); if
     the event stream cannot be had or drops, it subscribes again later and the poll alone
     carries on meanwhile."""
     wakeup = _Wakeup()
-    changes = EventFilter(
-        event=EventNameFilter(prefix=["prefect.flow-run."]),
-        resource=EventResourceFilter(id=[f"prefect.flow-run.{i}" for i in flow_run_ids]),
-    )
+    changes = state_changes_filter(flow_run_ids)
 
     async def wake(_: Event) -> None:
         wakeup.set()

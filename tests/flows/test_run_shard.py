@@ -362,3 +362,34 @@ def _epoch(stamp: str) -> float:
     import datetime as dt
 
     return dt.datetime.fromisoformat(stamp).timestamp()
+
+
+def test_the_gate_is_woken_by_its_shards_ending_not_by_them_starting() -> None:
+    """While shards start, each of their state changes would be one more read of every
+    shard's flow run on a busy server: only an end, or what a retry or a crash leads to,
+    wakes the waiting side before its poll."""
+    import datetime as dt
+    from uuid import uuid4
+
+    from prefect.events import Event
+
+    from flows.run_shard import state_changes_filter
+
+    followed, other = uuid4(), uuid4()
+    occurred = dt.datetime.now(dt.UTC)  # before the end of the filter's time window
+    changes = state_changes_filter([followed])
+
+    def wakes(name: str, flow_run: UUID = followed) -> bool:
+        event = Event(
+            occurred=occurred,
+            event=f"prefect.flow-run.{name}",
+            resource={"prefect.resource.id": f"prefect.flow-run.{flow_run}"},
+            id=uuid4(),
+        )
+        return changes.includes(event)
+
+    for name in ("Completed", "Failed", "Crashed", "Cancelled", "AwaitingRetry", "Scheduled"):
+        assert wakes(name), name
+    for name in ("Pending", "Submitting", "Running", "Retrying", "heartbeat"):
+        assert not wakes(name), name
+    assert not wakes("Completed", other)
