@@ -65,6 +65,7 @@ from prefect.settings import (
 from prefect.utilities.processutils import sanitize_subprocess_env
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
+from evalcore.collector import keep_heap_frozen
 from flows.events import follow_events
 
 if TYPE_CHECKING:
@@ -177,6 +178,7 @@ def _run_engine(environment: dict[str, str], cwd: str) -> None:
     # collector's sight, a full collection neither walks it nor writes to every page of
     # it (each write a copy-on-write fault): about 0.15 s of a shard's start otherwise.
     gc.freeze()
+    keep_heap_frozen()
     share_api_tls_context()
     os.environ.clear()
     os.environ.update(environment)

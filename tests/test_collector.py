@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bench.suites import write_suite
-from evalcore.collector import collector_paused
+from evalcore.collector import collector_paused, keep_heap_frozen
 from evalcore.suite import Case, load_suite
 
 
@@ -50,9 +50,15 @@ def test_what_was_built_paused_is_old_not_young(collector_on: None) -> None:
     assert gc.get_freeze_count() == 0  # nothing left frozen
 
 
-def test_a_process_with_a_frozen_heap_keeps_it_frozen(collector_on: None) -> None:
+def test_a_process_with_a_frozen_heap_keeps_it_frozen(
+    collector_on: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import evalcore.collector
+
+    monkeypatch.setattr(evalcore.collector, "_heap_frozen", False)
     before = Built()
     gc.freeze()
+    keep_heap_frozen()
     with collector_paused():
         built = Built()
     # Nothing that was frozen came back; what was built joined it.
