@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import anyio.abc
 import certifi
+from prefect._internal import version_checking
 from prefect.client.orchestration import PrefectClient, SyncPrefectClient
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter
@@ -92,6 +93,8 @@ PRELOAD = (
     "flows.intake",
     # This module, which a flow run's process imports again as the worker's `__main__`.
     "deployments.worker",
+    # Last: what each flow run would build for itself, built once in the fork server.
+    "deployments.fork_server",
 )
 # The packages whose code the fork server holds in memory: edited after the worker started,
 # a flow run starts the stock way (a fresh interpreter importing the new code) instead.
@@ -172,23 +175,71 @@ def share_api_tls_context() -> None:
             client.__init__ = _with_shared_tls(client.__init__)  # type: ignore[method-assign]
 
 
-def _run_engine(environment: dict[str, str], cwd: str) -> None:
-    """In the forked child: become the process `python -m prefect.engine` would be."""
+def warm_up_fork_server() -> None:
+    """In the fork server, once: what every flow run would otherwise build for itself on
+    its first call to the API, the TLS context for the API of these settings (about 50 ms
+    of CPU each time). A flow run whose settings differ builds its own, as before."""
+    share_api_tls_context()
+    _api_tls_context(
+        bool(PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value()),
+        PREFECT_API_SSL_CERT_FILE.value() or None,
+    )
+
+
+def checked_api_versions() -> list[tuple[str, str]]:
+    """The (API URL, client version) pairs whose server version this process checked
+    already (Prefect checks each once per process, with a request and a TLS context)."""
+    with version_checking._API_VERSION_CHECK_CACHE_LOCK:
+        return sorted(version_checking._API_VERSION_CHECK_CACHE)
+
+
+def take_api_versions_as_checked(checked: Iterable[tuple[str, str]]) -> None:
+    """This process checks no server version its worker checked already."""
+    for api_url, client_version in checked:
+        version_checking._cache_api_version_check((api_url, client_version))
+
+
+def _logging_variables() -> dict[str, str]:
+    """The variables Prefect's logging configuration reads besides its settings."""
+    return {k: v for k, v in os.environ.items() if k.startswith("PREFECT_LOGGING_")}
+
+
+def refresh_settings(forked: Settings, forked_logging: dict[str, str]) -> bool:
+    """Prefect's settings and log levels from this process's environment now (a flow
+    run's: the job's variables), as `python -m prefect.engine` reads them at its start.
+
+    Logging was set up by the fork server's `import prefect`, from `forked` settings and
+    `forked_logging` variables: it is set up again (as Prefect does, over it) only when
+    they changed, since that renders every setting (about 50 ms of CPU). Whether it was.
+    """
+    from prefect.context import refresh_global_settings_context
+    from prefect.logging.configuration import setup_logging
+
+    refresh_global_settings_context()
+    if get_current_settings() == forked and _logging_variables() == forked_logging:
+        return False
+    setup_logging()
+    return True
+
+
+def _run_engine(
+    environment: dict[str, str], cwd: str, checked: Iterable[tuple[str, str]] = ()
+) -> None:
+    """In the forked child: become the process `python -m prefect.engine` would be.
+
+    `checked`: the server versions the worker checked, which hold for its flow runs too."""
     # What the fork server imported stays for the life of the process: out of the cyclic
     # collector's sight, a full collection neither walks it nor writes to every page of
     # it (each write a copy-on-write fault): about 0.15 s of a shard's start otherwise.
     gc.freeze()
     keep_heap_frozen()
     share_api_tls_context()
+    forked_settings, forked_logging = get_current_settings(), _logging_variables()
     os.environ.clear()
     os.environ.update(environment)
     os.chdir(cwd)
-    from prefect.context import refresh_global_settings_context
-    from prefect.logging.configuration import setup_logging
-
-    # Prefect's settings and log levels from this run's environment (the job's variables).
-    refresh_global_settings_context()
-    setup_logging()
+    take_api_versions_as_checked(checked)
+    refresh_settings(forked_settings, forked_logging)
     sys.argv = [sys.executable]
     runpy.run_module("prefect.engine", run_name="__main__", alter_sys=True)
 
@@ -267,7 +318,11 @@ class WarmEngineStarter:
         try:
             process = self._context.Process(
                 target=_run_engine,
-                kwargs={"environment": environment, "cwd": str(self._cwd)},
+                kwargs={
+                    "environment": environment,
+                    "cwd": str(self._cwd),
+                    "checked": checked_api_versions(),
+                },
                 name=f"flow-run-{flow_run.id}",
             )
             await anyio.to_thread.run_sync(process.start)

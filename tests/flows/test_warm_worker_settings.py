@@ -81,3 +81,58 @@ def test_a_flow_run_s_base_environment_is_prefect_s_and_follows_the_settings() -
     # Each caller gets its own copy: what one adds is not in the next.
     base["PROBE"] = "1"
     assert "PROBE" not in worker.settings_environment()
+
+
+@pytest.mark.usefixtures("shared_tls")
+def test_the_fork_server_builds_the_context_its_flow_runs_use() -> None:
+    worker._api_tls_context.cache_clear()
+    worker.warm_up_fork_server()
+    built = worker._api_tls_context.cache_info()
+    assert built.currsize == 1
+    # A flow run forked after it, with the same settings, builds none of its own.
+    assert _context(PrefectClient(API)).verify_mode == ssl.CERT_REQUIRED
+    assert worker._api_tls_context.cache_info().hits == built.hits + 1
+
+
+def test_a_server_version_the_worker_checked_is_not_checked_again_by_its_flow_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from prefect._internal import version_checking
+
+    monkeypatch.setattr(version_checking, "_API_VERSION_CHECK_CACHE", set())
+    key = (f"{API}/", "3.9.1")
+    assert worker.checked_api_versions() == []
+    version_checking._cache_api_version_check(key)  # as the worker's own client does
+    handed = worker.checked_api_versions()
+    assert handed == [key]
+
+    monkeypatch.setattr(version_checking, "_API_VERSION_CHECK_CACHE", set())  # the child
+    worker.take_api_versions_as_checked(handed)
+    assert version_checking._is_api_version_check_cached(key)
+    assert not version_checking._is_api_version_check_cached((f"{API}/", "4.0.0"))
+
+
+def test_logging_is_set_up_again_only_when_the_flow_run_s_settings_differ(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import prefect.context
+    import prefect.logging.configuration
+    from prefect.settings import get_current_settings
+
+    set_up: list[bool] = []
+
+    def setup_logging() -> dict[str, object]:
+        set_up.append(True)
+        return {}
+
+    monkeypatch.setattr(prefect.logging.configuration, "setup_logging", setup_logging)
+    monkeypatch.setattr(prefect.context, "refresh_global_settings_context", lambda: None)
+    forked, variables = get_current_settings(), worker._logging_variables()
+
+    assert worker.refresh_settings(forked, variables) is False
+    assert set_up == []
+    with temporary_settings({PREFECT_LOGGING_LEVEL: "DEBUG"}):  # a job's variables
+        assert worker.refresh_settings(forked, variables) is True
+    monkeypatch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
+    assert worker.refresh_settings(forked, variables) is True
+    assert set_up == [True, True]
