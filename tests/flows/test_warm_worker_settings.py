@@ -17,7 +17,9 @@ from prefect.settings import (
     temporary_settings,
 )
 from prefect.workers.process import ProcessJobConfiguration
+from sqlalchemy.pool import QueuePool
 
+import evalcore.store.engine as engine_module
 from deployments import worker
 
 API = "http://127.0.0.1:9/api"
@@ -136,3 +138,31 @@ def test_logging_is_set_up_again_only_when_the_flow_run_s_settings_differ(
     monkeypatch.setenv("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "ERROR")
     assert worker.refresh_settings(forked, variables) is True
     assert set_up == [True, True]
+
+
+def test_the_fork_server_opens_the_store_its_flow_runs_use_and_keeps_no_connection(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evalcore.store.engine import dispose_engines, get_engine
+
+    dispose_engines()
+    worker.open_store()  # EVALCORE_DATABASE_URL unset: nothing is made
+    assert not engine_module._engines
+    monkeypatch.setenv("EVALCORE_DATABASE_URL", db_url)
+    worker.open_store()
+    (opened,) = engine_module._engines.values()
+    assert get_engine() is opened  # what a flow run forked after gets: no second check
+    pool = opened.pool
+    assert isinstance(pool, QueuePool)
+    assert (pool.checkedin(), pool.checkedout()) == (0, 0)
+
+
+def test_a_store_the_fork_server_cannot_open_is_left_to_the_flow_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from evalcore.store.engine import dispose_engines
+
+    dispose_engines()
+    monkeypatch.setenv("EVALCORE_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    worker.open_store()  # no exception in the fork server
+    assert not engine_module._engines
