@@ -114,8 +114,10 @@ async def run_shard(
             f"run {run_id[:12]} is split into {shard_count(stored.settings)} shards, not {shards}"
         )
     settings = get_settings()
+    mine = Shard(shard, shards)
     known = KnownDataset(files_digest, stored.dataset_hash) if files_digest else None
-    loaded = load_suite(Path(suite or settings.suite), known=known)
+    # The files the gate read (the same digest): only this shard's cases are validated.
+    loaded = load_suite(Path(suite or settings.suite), known=known, only=mine.wants)
     # Checks the suite still has the run's dataset and scorecard, and keeps the full URLs.
     run = run_for_resume(
         engine,
@@ -126,12 +128,12 @@ async def run_shard(
         ),
         judge_url=_full(stored.settings.get("judge_url"), "EVALCORE_JUDGE_URL", settings.judge_url),
     )
-    report = await execute_run(engine, loaded, run, shard=Shard(shard, shards))
+    report = await execute_run(engine, loaded, run, shard=mine)
     counters = report.counters
     logger.info(
         "run %s %s: %s new results in %.2f s (%s of its %s pairs already stored)",
         run_id[:12],
-        Shard(shard, shards),
+        mine,
         report.written,
         report.elapsed_s,
         counters.skipped,

@@ -58,6 +58,12 @@ class Shard:
     def contains(self, case_id: str, sample: int) -> bool:
         return shard_of(case_id, sample, self.of) == self.index
 
+    def wants(self, case_id: str, samples: int) -> bool:
+        """Whether any of the case's samples is this shard's (a suite's `only`)."""
+        if samples == 1:  # most cases: one hash, no generator
+            return shard_of(case_id, 0, self.of) == self.index
+        return any(self.contains(case_id, sample) for sample in range(samples))
+
 
 def shard_count(settings: Mapping[str, Any]) -> int:
     """How many shards a run is split into (1: not sharded)."""

@@ -69,6 +69,9 @@ class Suite:
     # parsed, file by file with their paths under `root`: two loads with the same digest
     # read the same cases, so one may take the other's dataset hash (`KnownDataset`).
     files_digest: str = ""
+    # True when `cases` holds only those a shard asked for (`load_suite(only=...)`): the
+    # files are the ones a run was opened from, validated whole when it was.
+    partial: bool = False
 
     @cached_property
     def _by_id(self) -> dict[str, Case]:
@@ -127,18 +130,32 @@ class KnownDataset(NamedTuple):
     dataset_hash: str
 
 
-def load_suite(root: Path | str, *, known: KnownDataset | None = None) -> Suite:
+# Whether a shard wants a case: its id and its number of samples, as written.
+CaseFilter = Callable[[str, int], bool]
+
+
+def load_suite(
+    root: Path | str, *, known: KnownDataset | None = None, only: CaseFilter | None = None
+) -> Suite:
     """Load and validate the suite at `root` (e.g. `evals/`).
 
-    Raises `SuiteError` listing every problem in every file; never returns a partial suite.
-    With `known` whose digest is the one of the files read here, the dataset hash is taken
-    from it rather than hashing every case again (a shard of a run whose gate loaded the
-    same files); with any other digest it is computed as always.
+    Raises `SuiteError` listing every problem in every file; never returns a partial suite
+    unless asked to with `only`. With `known` whose digest is the one of the files read
+    here, the dataset hash is taken from it rather than hashing every case again (a shard
+    of a run whose gate loaded the same files); with any other digest it is computed as
+    always.
+
+    `only` (with `known`): a shard's cases. A case it does not want is not validated or
+    kept, only taken part in the checks across cases (ids, owners, tags), and the suite is
+    `partial`; it wants every case whose id or samples are not plainly written, so that
+    what it is given is the case as validated. Files with another digest than `known`'s
+    are not the ones the run was opened from: they are read again whole, every case
+    validated and kept, and problems reported as always.
     """
     # Validation allocates millions of long-lived objects; the cyclic collector would
     # rescan them over and over (3x the load time at 100k cases) while finding nothing.
     with collector_paused():
-        return _SuiteLoader(Path(root)).load(known)
+        return _SuiteLoader(Path(root), only=only if known is not None else None).load(known)
 
 
 @dataclass
@@ -154,8 +171,9 @@ class _Mapping:
 
 
 class _SuiteLoader:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, only: CaseFilter | None = None) -> None:
         self.root = root
+        self.only = only
         self.issues: list[SuiteIssue] = []
         self.cases: list[Case] = []
         self.case_files: dict[str, Path] = {}
@@ -192,18 +210,23 @@ class _SuiteLoader:
             self._check_scorecard(scorecard_doc)
         if scorecard is not None and scorecard.judge is None:
             self._check_judge_configured()
+        files_digest = self._digest.hexdigest()
+        known_files = known is not None and known.files_digest == files_digest
+        if self.only is not None and not known_files:
+            # Not the files the run was opened from: what was skipped is unchecked.
+            return _SuiteLoader(self.root).load(known)
         if self.issues or scorecard is None or owners is None:
             self.issues.sort(key=SuiteIssue.sort_key)
             raise SuiteError(self.issues)
         commit, dirty = git_state(self.root)
-        files_digest = self._digest.hexdigest()
         version = DatasetVersion(
             hash=known.dataset_hash
-            if known is not None and known.files_digest == files_digest
+            if known is not None and known_files
             else dataset_version(self.cases),
             git_commit=commit,
             git_dirty=dirty,
-            case_count=len(self.cases),
+            # Every case's id is claimed, kept or not (a suite without problems).
+            case_count=len(self.case_files),
         )
         return Suite(
             root=self.root,
@@ -214,6 +237,7 @@ class _SuiteLoader:
             scorecard_version=scorecard_version(scorecard),
             case_files=self.case_files,
             files_digest=files_digest,
+            partial=self.only is not None,
         )
 
     # -- scorecard.yaml, owners.yaml -------------------------------------------------
@@ -468,6 +492,9 @@ class _SuiteLoader:
         if not isinstance(entry, dict):
             self.issue(file, line, None, f"expected a case mapping, got {_kind(entry)}")
             return
+        if not self._wanted(entry):
+            self._take_part_as_written(entry, file, line_of, lines is not None)
+            return
         if longest_text > _FIELD_LIMIT_CHARS:
             too_long = [
                 SuiteIssue(file, line_of(*at), format_field(path) or None, message)
@@ -488,6 +515,17 @@ class _SuiteLoader:
             self._take_part_as_written(entry, file, line_of, lines is not None)
             return
         self._accept(case, file, line, None if lines is None else line_of)
+
+    def _wanted(self, entry: dict[Any, Any]) -> bool:
+        """Whether the case is validated and kept: always, unless `only` says no to its id
+        and samples as written (plain: a string and an int; anything else is wanted, and
+        left to the validator)."""
+        if self.only is None:
+            return True
+        case_id, samples = entry.get("id"), entry.get("samples", 1)
+        if type(case_id) is not str or type(samples) is not int:
+            return True
+        return self.only(case_id, samples)
 
     def _take_part_as_written(
         self,

@@ -29,7 +29,7 @@ from evalcore.run.shards import (
 )
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import RESULT_TABLE, done_pairs, get_run
-from evalcore.suite import EvalSet, Suite, load_suite
+from evalcore.suite import EvalSet, KnownDataset, Suite, load_suite
 from tests.cli_helpers import evalcore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,14 +116,19 @@ def test_the_shards_partition_the_planned_pairs_and_share_them_evenly() -> None:
 async def test_each_shard_stores_its_own_pairs_and_together_exactly_the_planned_ones(
     tmp_path: Path, db_url: str
 ) -> None:
-    suite = load_suite(sharded_suite(tmp_path / "suite"))
+    root = sharded_suite(tmp_path / "suite")
+    suite = load_suite(root)
     engine = get_engine(db_url)
     run = prepare_run(engine, suite, RunRequest(sets=(EvalSet.blocking,)))
     assert run.settings["shards"] == 4
     planned = planned_of(suite)
     stored: set[tuple[str, int]] = set()
+    known = KnownDataset(suite.files_digest, run.dataset_hash)
     for shard in shards_of(run):
-        report = await execute_run(engine, suite, run, shard=shard)
+        # As a shard's flow run reads it: only the cases with a sample in the shard.
+        own = load_suite(root, known=known, only=shard.wants)
+        assert own.partial and 0 < len(own.cases) < len(suite.cases)
+        report = await execute_run(engine, own, run, shard=shard)
         mine = {p for p in planned if shard.contains(*p)}
         now = done_pairs(engine, run.id)
         assert now - stored == mine, shard

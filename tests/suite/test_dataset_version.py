@@ -17,6 +17,7 @@ from evalcore.suite import (
     Case,
     DatasetVersion,
     KnownDataset,
+    SuiteError,
     case_hash,
     dataset_version,
     load_suite,
@@ -337,6 +338,72 @@ def test_a_known_dataset_hash_stands_only_for_the_same_files(tmp_path: Path) -> 
     (root / "cases" / "c.yaml").write_text(yaml.safe_dump([RICH, {**PLAIN, "samples": 2}]))
     changed = load_suite(root, known=KnownDataset(suite.files_digest, suite.version.hash))
     assert changed.version.hash == version_of(root) != suite.version.hash
+
+
+def _jsonl_cases(count: int) -> list[dict[str, Any]]:
+    return [{**PLAIN, "id": f"case-{i:03d}"} for i in range(count)]
+
+
+def _lines(cases: list[dict[str, Any]]) -> str:
+    return "".join(orjson.dumps(case).decode() + "\n" for case in cases)
+
+
+def test_a_shard_keeps_only_its_cases_of_the_files_its_run_was_opened_from(
+    tmp_path: Path,
+) -> None:
+    cases = _jsonl_cases(40)
+    cases[7] = {**cases[7], "samples": 3}
+    root = write_suite(tmp_path / "s", {"c.jsonl": _lines(cases), "r.yaml": yaml.safe_dump([RICH])})
+    whole = load_suite(root)
+    known = KnownDataset(whole.files_digest, whole.version.hash)
+    wanted = {c["id"] for c in cases[::3]} | {RICH["id"]}
+
+    own = load_suite(root, known=known, only=lambda case_id, samples: case_id in wanted)
+    assert own.partial and not whole.partial
+    assert [c.id for c in own.cases] == [c.id for c in whole.cases if c.id in wanted]
+    assert own.get(RICH["id"]) == whole.get(RICH["id"])  # validated as in a whole load
+    # The suite's version is the whole dataset's; every id is still known (and unique).
+    assert own.version == whole.version and own.case_files == whole.case_files
+    asked: list[tuple[str, int]] = []
+
+    def ask(case_id: str, samples: int) -> bool:
+        asked.append((case_id, samples))
+        return False
+
+    load_suite(root, known=known, only=ask)
+    assert ("case-007", 3) in asked and ("case-008", 1) in asked
+    # Without a known dataset there is nothing to trust: the suite is read whole.
+    assert not load_suite(root, only=lambda *_: False).partial
+
+
+def test_a_case_not_plainly_written_is_kept_for_the_validator_to_read(tmp_path: Path) -> None:
+    cases = _jsonl_cases(3)
+    cases[1] = {**cases[1], "samples": 2.0}  # an int to the validator, not as written
+    root = write_suite(tmp_path / "s", {"c.jsonl": _lines(cases)})
+    whole = load_suite(root)
+    known = KnownDataset(whole.files_digest, whole.version.hash)
+    own = load_suite(root, known=known, only=lambda *_: False)
+    assert [(c.id, c.samples) for c in own.cases] == [("case-001", 2)]
+
+
+def test_files_changed_since_the_run_was_opened_are_read_whole_and_checked(
+    tmp_path: Path,
+) -> None:
+    """A shard reading other files than its gate did validates every case: a case it does
+    not want that became invalid is still reported, and nothing is left out."""
+    cases = _jsonl_cases(6)
+    root = write_suite(tmp_path / "s", {"c.jsonl": _lines(cases)})
+    whole = load_suite(root)
+    known = KnownDataset(whole.files_digest, whole.version.hash)
+    broken = [*cases[:5], {**cases[5], "severity": "catastrophic"}]
+    (root / "cases" / "c.jsonl").write_text(_lines(broken))
+    with pytest.raises(SuiteError) as raised:
+        load_suite(root, known=known, only=lambda case_id, _: case_id == "case-000")
+    assert "severity" in str(raised.value) and ":6" in str(raised.value)
+    (root / "cases" / "c.jsonl").write_text(_lines([*cases, {**PLAIN, "id": "case-new"}]))
+    again = load_suite(root, known=known, only=lambda case_id, _: case_id == "case-000")
+    assert not again.partial and len(again.cases) == 7
+    assert again.version.hash != whole.version.hash  # hashed, not taken
 
 
 def test_the_files_digest_changes_with_the_code_that_reads_them(
