@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import hashlib
 import importlib.util
 import multiprocessing
 import multiprocessing.context
@@ -41,7 +42,7 @@ import ssl
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ import anyio.abc
 import certifi
 from prefect._internal import version_checking
 from prefect.client.orchestration import PrefectClient, SyncPrefectClient
+from prefect.client.schemas.filters import WorkerFilter, WorkerFilterStatus
 from prefect.events import Event
 from prefect.events.filters import EventFilter, EventNameFilter
 from prefect.flows import load_flow_from_flow_run
@@ -103,6 +105,20 @@ PRELOAD = (
 SOURCE_PACKAGES = ("evalcore", "flows", "deployments")
 # The event Prefect emits when a flow run is scheduled, which the worker takes runs on.
 SCHEDULED_EVENT = "prefect.flow-run.Scheduled"
+# How often a worker reads which workers of its pool are online: with them it agrees on
+# the one that takes a newly scheduled flow run at once (`first_to_take`).
+PEERS_S = 10.0
+
+
+def first_to_take(flow_run_id: str, workers: Collection[str]) -> str | None:
+    """The one of `workers` that takes this flow run the moment it is scheduled, the same
+    in every worker that knows the same names (rendezvous hashing: flow runs spread evenly,
+    and a worker joining or leaving moves only its own share); None without workers."""
+
+    def rank(worker: str) -> bytes:
+        return hashlib.blake2b(f"{flow_run_id}\0{worker}".encode(), digest_size=8).digest()
+
+    return max(workers, key=rank, default=None)
 
 
 def source_fingerprint(roots: Iterable[Path]) -> tuple[int, int]:
@@ -383,6 +399,7 @@ class WarmProcessWorker(ProcessWorker):
         self._fork_server = fork_server()
         self._roots = source_roots()
         self._source = source_fingerprint(self._roots)
+        self._peers: frozenset[str] = frozenset()  # the pool's online workers, last read
 
     def _source_changed(self) -> bool:
         return source_fingerprint(self._roots) != self._source
@@ -391,17 +408,51 @@ class WarmProcessWorker(ProcessWorker):
         """Look for flow runs as soon as one is scheduled in this worker's pool (Prefect's
         `prefect.flow-run.Scheduled` event), rather than only every
         PREFECT_WORKER_QUERY_SECONDS: a shard a gate just created starts without waiting
-        for the next poll. The poll goes on as before; if the event stream drops, this
-        waits and subscribes again, and the poll alone takes the runs meanwhile."""
+        for the next poll. Of the pool's online workers, only the one `first_to_take`
+        names does so, rather than all of them racing for it (each loser's submission is
+        aborted by the server, which meanwhile serves it); the poll goes on as before in
+        every worker, and takes a run its first taker left (busy, or gone). If the event
+        stream drops, this waits and subscribes again, and the poll alone takes the runs
+        meanwhile."""
 
         async def take(event: Event) -> None:
             pool = self._work_pool
-            if pool is not None and any(
+            if pool is None or not any(
                 related.id == f"prefect.work-pool.{pool.id}" for related in event.related
             ):
-                await self.get_and_submit_flow_runs()
+                return
+            if not self.takes_at_once(event.resource.id.removeprefix("prefect.flow-run.")):
+                return
+            if not self._has_successfully_synced:
+                return
+            scheduled = await self._get_scheduled_flow_runs()
+            await self._submit_scheduled_flow_runs(
+                [each for each in scheduled if self.takes_at_once(str(each.flow_run.id))]
+            )
 
         await follow_events(EventFilter(event=EventNameFilter(name=[SCHEDULED_EVENT])), take)
+
+    def takes_at_once(self, flow_run_id: str) -> bool:
+        """Whether this worker takes the flow run the moment it is scheduled: it does
+        unless the pool's online workers, this one among them, make another the first."""
+        if self.name not in self._peers:
+            return True
+        return first_to_take(flow_run_id, self._peers) == self.name
+
+    async def follow_peers(self) -> None:
+        """Every PEERS_S: the names of the pool's online workers (kept as they were while
+        they cannot be read)."""
+        online = WorkerFilter(status=WorkerFilterStatus(any_=["ONLINE"]))
+        while True:
+            read = False
+            if self._client is not None:  # once the worker has started
+                with contextlib.suppress(Exception):
+                    workers = await self._client.read_workers_for_work_pool(
+                        self._work_pool_name, worker_filter=online
+                    )
+                    self._peers = frozenset(worker.name for worker in workers)
+                    read = True
+            await anyio.sleep(PEERS_S if read else 1.0)
 
     async def run(
         self,
@@ -477,6 +528,7 @@ async def _serve(pool: str, name: str | None, limit: int | None) -> None:
     await anyio.to_thread.run_sync(_warm_up, worker._fork_server)
     async with anyio.create_task_group() as group:
         group.start_soon(worker.take_new_flow_runs_at_once)
+        group.start_soon(worker.follow_peers)
         await worker.start(printer=print)
         group.cancel_scope.cancel()
 
