@@ -197,12 +197,14 @@ def warm_up_fork_server() -> None:
     """In the fork server, once: what every flow run would otherwise build for itself at
     its start. The TLS context for the API of these settings (about 50 ms of CPU each
     time), and the store's engine (`open_store`). A flow run whose settings differ builds
-    its own, as before."""
+    its own, as before. Nothing here may fail the fork server (its preloads stop only an
+    ImportError): what cannot be built now is built, and reported, by each flow run."""
     share_api_tls_context()
-    _api_tls_context(
-        bool(PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value()),
-        PREFECT_API_SSL_CERT_FILE.value() or None,
-    )
+    with contextlib.suppress(Exception):  # e.g. a PREFECT_API_SSL_CERT_FILE that is no file
+        _api_tls_context(
+            bool(PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value()),
+            PREFECT_API_SSL_CERT_FILE.value() or None,
+        )
     open_store()
 
 

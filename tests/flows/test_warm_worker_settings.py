@@ -166,3 +166,16 @@ def test_a_store_the_fork_server_cannot_open_is_left_to_the_flow_runs(
     monkeypatch.setenv("EVALCORE_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
     worker.open_store()  # no exception in the fork server
     assert not engine_module._engines
+
+
+@pytest.mark.usefixtures("shared_tls")
+def test_a_tls_setting_the_fork_server_cannot_use_is_left_to_the_flow_runs(
+    tmp_path: Path,
+) -> None:
+    """The fork server's preloads stop only an ImportError: its warm-up must not raise."""
+    worker._api_tls_context.cache_clear()
+    with temporary_settings({PREFECT_API_SSL_CERT_FILE: str(tmp_path / "no-such.pem")}):
+        worker.warm_up_fork_server()
+        assert worker._api_tls_context.cache_info().currsize == 0
+        with pytest.raises(OSError):  # the flow run's own client still says why
+            PrefectClient(API)
