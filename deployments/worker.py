@@ -108,6 +108,9 @@ SCHEDULED_EVENT = "prefect.flow-run.Scheduled"
 # How often a worker reads which workers of its pool are online: with them it agrees on
 # the one that takes a newly scheduled flow run at once (`first_to_take`).
 PEERS_S = 10.0
+# How long the other workers leave a newly scheduled flow run to the first to take it
+# before they take it themselves (it may be at its limit of flow runs, or gone).
+SECOND_TAKE_S = 1.0
 
 
 def first_to_take(flow_run_id: str, workers: Collection[str]) -> str | None:
@@ -412,27 +415,44 @@ class WarmProcessWorker(ProcessWorker):
         PREFECT_WORKER_QUERY_SECONDS: a shard a gate just created starts without waiting
         for the next poll. Of the pool's online workers, only the one `first_to_take`
         names does so, rather than all of them racing for it (each loser's submission is
-        aborted by the server, which meanwhile serves it); the poll goes on as before in
-        every worker, and takes a run its first taker left (busy, or gone). If the event
-        stream drops, this waits and subscribes again, and the poll alone takes the runs
-        meanwhile."""
+        aborted by the server, which meanwhile serves it); the others take it
+        SECOND_TAKE_S later if it is still scheduled, and the poll goes on as before. If
+        the event stream drops, this waits and subscribes again, and the poll alone takes
+        the runs meanwhile."""
 
-        async def take(event: Event) -> None:
-            pool = self._work_pool
-            if pool is None or not any(
-                related.id == f"prefect.work-pool.{pool.id}" for related in event.related
-            ):
-                return
-            if not self.takes_at_once(event.resource.id.removeprefix("prefect.flow-run.")):
-                return
-            if not self._has_successfully_synced:
-                return
-            scheduled = await self._get_scheduled_flow_runs()
-            await self._submit_scheduled_flow_runs(
-                [each for each in scheduled if self.takes_at_once(str(each.flow_run.id))]
-            )
+        async with anyio.create_task_group() as later:
 
-        await follow_events(EventFilter(event=EventNameFilter(name=[SCHEDULED_EVENT])), take)
+            async def take(event: Event) -> None:
+                pool = self._work_pool
+                if pool is None or not any(
+                    related.id == f"prefect.work-pool.{pool.id}" for related in event.related
+                ):
+                    return
+                flow_run_id = event.resource.id.removeprefix("prefect.flow-run.")
+                if self.takes_at_once(flow_run_id):
+                    await self._take_scheduled(self.takes_at_once)
+                else:
+                    later.start_soon(self._take_if_left, flow_run_id)
+
+            await follow_events(EventFilter(event=EventNameFilter(name=[SCHEDULED_EVENT])), take)
+
+    async def _take_scheduled(self, wanted: Callable[[str], bool]) -> None:
+        """Submit the flow runs scheduled in the pool now whose ids are `wanted`."""
+        if not self._has_successfully_synced:
+            return
+        scheduled = await self._get_scheduled_flow_runs()
+        await self._submit_scheduled_flow_runs(
+            [each for each in scheduled if wanted(str(each.flow_run.id))]
+        )
+
+    async def _take_if_left(self, flow_run_id: str) -> None:
+        """A flow run another worker was first to take, taken after SECOND_TAKE_S if it is
+        still scheduled then: that worker is at its limit of flow runs, or gone."""
+        await anyio.sleep(SECOND_TAKE_S)
+        try:
+            await self._take_scheduled(lambda scheduled: scheduled == flow_run_id)
+        except Exception:  # the API unreachable a moment: the poll takes it
+            self._logger.debug("could not take flow run %s", flow_run_id, exc_info=True)
 
     def takes_at_once(self, flow_run_id: str) -> bool:
         """Whether this worker takes the flow run the moment it is scheduled: it does

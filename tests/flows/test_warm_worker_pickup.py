@@ -3,10 +3,15 @@ workers, the same one in every worker's eyes, rather than all of them racing for
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Callable
 from types import SimpleNamespace
 from uuid import uuid4
 
+import pytest
+
+import deployments.worker
 from deployments.worker import WarmProcessWorker, first_to_take
 
 RUNS = [str(uuid4()) for _ in range(2_000)]
@@ -48,3 +53,42 @@ def test_a_worker_that_does_not_know_its_pool_yet_takes_every_run() -> None:
     for peers in (frozenset(), frozenset({"w2", "w3"})):
         alone = SimpleNamespace(name="w1", _peers=peers)
         assert all(WarmProcessWorker.takes_at_once(alone, run) for run in RUNS[:50])  # type: ignore[arg-type]
+
+
+class _Pool:
+    """What `_take_scheduled` calls of Prefect's worker, recorded."""
+
+    def __init__(self, scheduled: list[str], *, fails: bool = False) -> None:
+        self._has_successfully_synced = True
+        self._scheduled = scheduled
+        self._fails = fails
+        self.submitted: list[str] = []
+        self._logger = logging.getLogger("test")
+
+    async def _get_scheduled_flow_runs(self) -> list[SimpleNamespace]:
+        if self._fails:
+            raise RuntimeError("the API is away")
+        return [SimpleNamespace(flow_run=SimpleNamespace(id=run)) for run in self._scheduled]
+
+    async def _submit_scheduled_flow_runs(self, runs: list[SimpleNamespace]) -> None:
+        self.submitted += [r.flow_run.id for r in runs]
+
+    async def _take_scheduled(self, wanted: Callable[[str], bool]) -> None:
+        await WarmProcessWorker._take_scheduled(self, wanted)  # type: ignore[arg-type]
+
+
+async def test_a_run_its_first_taker_left_is_taken_by_another_worker_a_moment_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first taker may be at its limit of flow runs, or gone: a second later another
+    worker takes the run if it is still scheduled, and only that one."""
+    monkeypatch.setattr(deployments.worker, "SECOND_TAKE_S", 0.0)
+    pool = _Pool(RUNS[:3])
+    await WarmProcessWorker._take_if_left(pool, RUNS[1])  # type: ignore[arg-type]
+    assert pool.submitted == [RUNS[1]]
+    taken = _Pool(RUNS[:1])  # the first taker had it: nothing scheduled is left
+    await WarmProcessWorker._take_if_left(taken, RUNS[1])  # type: ignore[arg-type]
+    assert taken.submitted == []
+    away = _Pool(RUNS[:3], fails=True)  # no exception reaches the worker's task group
+    await WarmProcessWorker._take_if_left(away, RUNS[1])  # type: ignore[arg-type]
+    assert away.submitted == []
