@@ -13,9 +13,11 @@ flow run is still a process of its own, so a crash or a kill takes only that run
 killing the worker with its children kills its runs, as with a stock worker. Once the
 code under evalcore/, flows/ or deployments/ changes (a checkout updated under a running
 worker), flow runs start the stock way, in a new interpreter, so none runs stale code;
-restarting the worker makes them warm again. And the pick-up: it takes a flow run as soon
-as Prefect schedules one in its pool (the `prefect.flow-run.Scheduled` event), besides
-polling every PREFECT_WORKER_QUERY_SECONDS.
+restarting the worker makes them warm again. The fork server also builds once what each
+flow run would build at its start (`warm_up_fork_server`). And the pick-up: it takes a
+flow run as soon as Prefect schedules one in its pool (the `prefect.flow-run.Scheduled`
+event) if it is the one of the pool's online workers to take it first (`first_to_take`),
+a second later otherwise, besides polling every PREFECT_WORKER_QUERY_SECONDS.
 
 It serves the same `process` work pool as `prefect worker start --pool evalcore` (which
 also works, only slower to start each run):
