@@ -71,6 +71,7 @@ from prefect.utilities.processutils import sanitize_subprocess_env
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker, ProcessWorkerResult
 
 from evalcore.collector import keep_heap_frozen
+from evalcore.settings import get_settings
 from evalcore.store.engine import get_engine
 from evalcore.store.repository import get_run
 from flows.events import follow_events
@@ -221,7 +222,7 @@ def open_store() -> None:
     twice and checking the schema on its own. Without the variable (the store would be a
     file under EVALCORE_HOME, made on first use) or with the store unreachable, nothing
     is opened here: each flow run opens it, and says why it cannot."""
-    if not os.environ.get("EVALCORE_DATABASE_URL"):
+    if not get_settings().database_url:
         return
     try:
         engine = get_engine()
