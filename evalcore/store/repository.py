@@ -33,7 +33,13 @@ _CASE_CHUNK = 2_000
 
 
 def new_run_id() -> str:
-    return uuid.uuid4().hex
+    """A new run's id: a UUID4's hex, drawn again until it starts with a letter, so that no
+    prefix of it a person copies (`runs list` shows 12 characters) reads as a number in
+    YAML (`regression: {against: 353281032638}`)."""
+    while True:
+        run_id = uuid.uuid4().hex
+        if not run_id[0].isdigit():
+            return run_id
 
 
 def _insert_ignoring_duplicates(engine: Engine, table: Any) -> Any:

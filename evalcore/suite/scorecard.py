@@ -242,6 +242,15 @@ class RegressionCheck(_Strict):
     max_new_failures: int | None = Field(default=None, ge=0)
     alpha: float = Field(default=0.05, gt=0.0, lt=1.0)
 
+    @field_validator("against", mode="before")
+    @classmethod
+    def _run_id_read_as_a_number(cls, value: Any) -> Any:
+        """A run id of digits only, written unquoted, is the id it spells, not an error
+        (YAML reads it as a number; ids made since start with a letter)."""
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
+
 
 class Sensitivity(_Strict):
     """What a set can show: the smallest drop in pass rate detectable at `power` with

@@ -6,12 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.suites import write_suite
 from evalcore.gate.steps import gate_markdown
 from evalcore.results.history import run_overviews
 from evalcore.results.verdict import Verdict
 from evalcore.store.engine import get_engine
 from tests.gate.test_resampling import SCRIPTS, TARGET, gate
+
+
+@pytest.fixture(autouse=True)
+def fresh_script() -> None:
+    """What a test left scripted (a gate that stopped before its calls) is not the next's."""
+    SCRIPTS.clear()
 
 
 def suite(tmp_path: Path, regression: str) -> Path:
@@ -78,3 +86,37 @@ def test_newly_fixed_cases_are_listed_against_a_named_run(db_url: str, tmp_path:
     assert after.regression.newly_fixed == ["gen-000001", "gen-000003"]
     assert after.regression.newly_failing == ["gen-000005"]
     assert after.verdict is Verdict.passed  # one new failure is allowed
+
+
+def test_a_run_named_by_an_id_of_digits_only_is_found(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run id YAML reads as a number when written unquoted (ids made before they were
+    drawn to start with a letter) still names the run."""
+    import uuid
+
+    import evalcore.run.service
+
+    digits = "353281032638" + uuid.uuid4().hex[12:]
+    monkeypatch.setattr(evalcore.run.service, "new_run_id", lambda: digits)
+    root = suite(tmp_path, "{max_new_failures: 1}")
+    before_id, _ = gate(db_url, root, release="r1")
+    assert before_id == digits
+    monkeypatch.undo()
+    named = root / "scorecard.yaml"
+    named.write_text(
+        named.read_text().replace(
+            "regression: {max_new_failures: 1}",
+            "regression: {against: 353281032638, max_new_failures: 1}",
+        )
+    )
+    _, after = gate(db_url, root, release="r2")
+    assert after.regression is not None and after.regression.against_run_id == digits
+
+
+def test_new_run_ids_start_with_a_letter() -> None:
+    from evalcore.store.repository import new_run_id
+
+    ids = [new_run_id() for _ in range(1_000)]
+    assert all(run_id[0] in "abcdef" and len(run_id) == 32 for run_id in ids)
+    assert len(set(ids)) == 1_000
