@@ -24,7 +24,7 @@ def collector_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
-            settle_as_old()
+            _settle_as_old()
             gc.enable()
 
 
@@ -41,7 +41,7 @@ def keep_heap_frozen() -> None:
     _heap_frozen = True
 
 
-def settle_as_old() -> None:
+def _settle_as_old() -> None:
     """Every object the collector tracks joins the oldest generation, not walked now.
 
     `gc.freeze()` then `gc.unfreeze()` does that (the unfrozen go to the oldest one). In

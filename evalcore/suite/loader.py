@@ -211,8 +211,9 @@ class _SuiteLoader:
         if scorecard is not None and scorecard.judge is None:
             self._check_judge_configured()
         files_digest = self._digest.hexdigest()
-        known_files = known is not None and known.files_digest == files_digest
-        if self.only is not None and not known_files:
+        # The dataset hash of these very files, when the caller has it already.
+        known_hash = known.dataset_hash if known and known.files_digest == files_digest else None
+        if self.only is not None and known_hash is None:
             # Not the files the run was opened from: what was skipped is unchecked.
             return _SuiteLoader(self.root).load(known)
         if self.issues or scorecard is None or owners is None:
@@ -220,9 +221,7 @@ class _SuiteLoader:
             raise SuiteError(self.issues)
         commit, dirty = git_state(self.root)
         version = DatasetVersion(
-            hash=known.dataset_hash
-            if known is not None and known_files
-            else dataset_version(self.cases),
+            hash=known_hash or dataset_version(self.cases),
             git_commit=commit,
             git_dirty=dirty,
             # Every case's id is claimed, kept or not (a suite without problems).
