@@ -805,8 +805,15 @@ def test_command_offline_prints_markdown_and_writes_files(
 def test_command_posts_with_a_token(
     slack: FakeSlackServer, monkeypatch: pytest.MonkeyPatch, prefect: str
 ) -> None:
+    import evalcore.triage.digest.gather as gather
+    from evalcore.store.tables import utcnow
+
     monkeypatch.setenv("SLACK_BOT_TOKEN", slack.token)
     monkeypatch.setenv("SLACK_BASE_URL", slack.api_url)
+    # The digest shows its window's end and when it was made to the minute: two runs a
+    # minute boundary apart would differ in those alone, and the second would update.
+    started = utcnow()
+    monkeypatch.setattr(gather, "utcnow", lambda: started)
     args = ["digest", "--suite", str(EXAMPLE), "--channel", EVALS, "--json"]
     result = CliRunner().invoke(cli(), args)
     assert result.exit_code == 0, result.output
